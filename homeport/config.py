@@ -1,0 +1,186 @@
+"""Settings: one frozen object built from HOMEPORT_* environment variables.
+
+No other module reads os.environ; a bad value fails at start-up naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from homeport.errors import ConfigError
+
+_SIZE = re.compile(r"^(\d+)\s*([kmg]i?b?|b)?$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,100}$")
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def parse_size(text: str) -> int:
+    """'512m', '1GiB', '4096' -> bytes."""
+    match = _SIZE.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a size (use e.g. 1048576, 512k, 64m or 2g)")
+    unit = (match.group(2) or "").lower()[:1]
+    return int(match.group(1)) * _UNITS[unit]
+
+
+def _listen(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:8080)")
+    return text
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{text!r} is not a boolean (use true or false)")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"{text!r} must be at least 1")
+    return value
+
+
+def _branch(text: str) -> str:
+    if not _BRANCH.match(text) or ".." in text or text.startswith(("/", "-")):
+        raise ValueError(f"{text!r} is not a branch name")
+    return text
+
+
+def _namespace(text: str) -> str:
+    if not _LABEL.match(text):
+        raise ValueError(f"{text!r} is not a Kubernetes namespace name (lower-case DNS label)")
+    return text
+
+
+def _default_data_dir() -> str:
+    return str(Path.home() / ".local" / "share" / "homeport")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything homeport can be told; each field maps to HOMEPORT_<FIELD>."""
+
+    data_dir: Path = Path(_default_data_dir())
+    """Repositories, job logs, the database, the token and the embedded Redis live here."""
+    listen: str = "127.0.0.1:8080"
+    """HOST:PORT the receiver listens on."""
+    url: str = ""
+    """Public URL of the receiver as users reach it (printed by `homeport up`, used by the CLI)."""
+    redis_url: str | None = None
+    """Redis for the queue; unset = a private Redis started by `homeport up` in the data dir."""
+    token: str | None = None
+    """API and git password; unset = generated once and stored in DATA_DIR/token (mode 0600)."""
+    webhook_secret: str | None = None
+    """Shared secret of the webhooks and signed rollbacks; unset = webhooks refuse everything."""
+    registry: str = "127.0.0.1:5000"
+    """Registry images are pushed to and pulled from."""
+    namespace: str = "homeport-apps"
+    """Kubernetes namespace the apps run in."""
+    deploy_branch: str = "main"
+    """The branch whose pushes deploy."""
+    kubeconfig: str | None = None
+    """Path to a kubeconfig; unset = in-cluster service account, else ~/.kube/config."""
+    workers: int = 2
+    """Worker processes `homeport up` starts (apps deploy in parallel, one job per app)."""
+    git_threads: int = 16
+    """Concurrent git requests; a push waiting for its deploy holds one."""
+    job_timeout: int = 1800
+    """Seconds a deploy job may run before it is stopped and failed."""
+    max_push_bytes: int = 512 * 1024**2
+    """Largest pack a push may send (dulwich receive.maxInputSize)."""
+    max_webhook_bytes: int = 1024**2
+    """Largest webhook body; bigger ones get 413 before any other work."""
+    allow_file_urls: bool = False
+    """Let webhooks fetch from file:// clone URLs (tests and local mirrors only)."""
+    build_memory: int = 2 * 1024**3
+    """Memory cap of each build container."""
+    keep_releases: int = 10
+    """Releases per app whose images and Secrets are kept for rollback."""
+    rollback_on_failure: bool = True
+    """Roll back automatically when a new release does not become ready."""
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    @property
+    def public_url(self) -> str:
+        return self.url.rstrip("/") or f"http://{self.listen}"
+
+    @property
+    def token_path(self) -> Path:
+        return self.data_dir / "token"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read HOMEPORT_* variables; raise ConfigError naming the first bad one."""
+        env = os.environ if environ is None else environ
+        parsers: dict[str, Callable[[str], Any]] = {
+            "data_dir": lambda s: Path(s).expanduser(),
+            "listen": _listen,
+            "url": str,
+            "redis_url": str,
+            "token": str,
+            "webhook_secret": str,
+            "registry": str,
+            "namespace": _namespace,
+            "deploy_branch": _branch,
+            "kubeconfig": str,
+            "workers": _positive_int,
+            "git_threads": _positive_int,
+            "job_timeout": _positive_int,
+            "max_push_bytes": parse_size,
+            "max_webhook_bytes": parse_size,
+            "allow_file_urls": _bool,
+            "build_memory": parse_size,
+            "keep_releases": _positive_int,
+            "rollback_on_failure": _bool,
+        }
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            name = "HOMEPORT_" + field.name.upper()
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[field.name] = parsers[field.name](raw)
+            except ValueError as exc:
+                raise ConfigError(f"{name}: {exc}") from None
+        return cls(**values)
+
+    def resolve_token(self) -> str:
+        """The configured token, else the stored one, else a new one stored with mode 0600."""
+        if self.token:
+            return self.token
+        path = self.token_path
+        if path.exists():
+            stored = path.read_text().strip()
+            if stored:
+                return stored
+        path.parent.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
+        return token
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in output."""
+        return [s for s in (self.token, self.webhook_secret) if s]
