@@ -128,13 +128,7 @@ stop_pids() {
 
 # The shims our containerd started (told apart from dockerd's by their -address argument).
 our_shims() {
-  local f pid
-  for f in /proc/[0-9]*/cmdline; do
-    pid=${f#/proc/}
-    pid=${pid%/cmdline}
-    tr '\0' ' ' <"$f" 2>/dev/null | grep -q -- "^[^ ]*containerd-shim[^ ]* .*-address $SOCK " &&
-      echo "$pid"
-  done
+  pgrep -f -- "^[^ ]*containerd-shim[^ ]* .*-address $SOCK( |\$)" || true
 }
 
 # Every process in the pods' cgroups (the kubelet's cgroupfs driver puts them under /kubepods).
@@ -198,7 +192,7 @@ teardown() {
 
   # Mounts under our directories (rootfs, sandbox netns, secret volumes), deepest first.
   local mnt
-  awk '{print $5}' /proc/self/mountinfo | grep -E "^($STATE|$RUN)/" | sort -r |
+  { awk '{print $5}' /proc/self/mountinfo | grep -E "^($STATE|$RUN)/" || true; } | sort -r |
     while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
   ip link del "$BRIDGE" 2>/dev/null || true
   # Empty pod cgroups the kubelet made.
