@@ -91,6 +91,13 @@ start_daemon() {
   shift 2
   setsid "$exe" "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
   echo $! >"$PIDS/$name.pid"
+  # Until the child has exec'd the daemon, its pid still shows the shell.
+  for _ in $(seq 50); do
+    daemon_pid "$name" >/dev/null && return 0
+    kill -0 $! 2>/dev/null || break
+    sleep 0.02
+  done
+  daemon_pid "$name" >/dev/null || die "$name did not start; log: $LOGS/$name.log"
 }
 
 # wait_for SECONDS DAEMON WHAT COMMAND...: polls COMMAND; fails at once if DAEMON dies.
@@ -311,6 +318,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   sandbox_image = "$PAUSE_IMAGE"
   # Sandbox network namespaces under our state dir, so teardown finds them.
   netns_mounts_under_state_dir = true
+  # No CAP_SYS_RESOURCE in some sandboxes (this one): the kubelet's negative oom_score_adj for
+  # sandboxes would make runc fail, so containers get at least containerd's own value.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -318,6 +328,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        Root = "$RUN/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$STATE/cni/net.d"

@@ -211,16 +211,13 @@ def service_proxy_get(kube: Kube, namespace: str, name: str, path: str = "") -> 
 
     try:
         response = kube.api.call_api(
-            f"/api/v1/namespaces/{namespace}/services/{name}:80/proxy/{path}",
             "GET",
-            auth_settings=["BearerToken"],
-            _return_http_data_only=True,
-            _preload_content=False,
+            f"{kube.api.configuration.host}/api/v1/namespaces/{namespace}/services/{name}:80/proxy/{path}",
             _request_timeout=10,
         )
     except ApiException as error:
         return int(error.status), str(error.body)
-    return int(response.status), response.data.decode()
+    return int(response.status), response.read().decode()
 
 
 def wait_for_page(kube: Kube, namespace: str, name: str, timeout: float = 30) -> tuple[int, str]:
