@@ -118,19 +118,29 @@ wait_for() {
   done
 }
 
-# Sends SIGTERM to all the given pids, then SIGKILL to any still there after the grace period.
+# Sends SIGTERM to the pids, SIGKILL to any left after GRACE seconds (at once for 0), and waits
+# for them to die.
 stop_pids() {
   local grace=$1 pid left
   shift
   [ $# -gt 0 ] || return 0
-  kill -TERM "$@" 2>/dev/null || true
-  for _ in $(seq $((grace * 10))); do
+  if [ "$grace" -gt 0 ]; then
+    kill -TERM "$@" 2>/dev/null || true
+    for _ in $(seq $((grace * 10))); do
+      left=0
+      for pid in "$@"; do kill -0 "$pid" 2>/dev/null && left=1; done
+      [ $left = 1 ] || return 0
+      sleep 0.1
+    done
+  fi
+  kill -KILL "$@" 2>/dev/null || true
+  # Wait for them to be gone (a killed process holds its ports until reaped).
+  for _ in $(seq 50); do
     left=0
-    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && left=1; done
+    for pid in "$@"; do [ -e "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && left=1; done
     [ $left = 1 ] || return 0
     sleep 0.1
   done
-  kill -KILL "$@" 2>/dev/null || true
 }
 
 # The shims our containerd started (told apart from dockerd's by their -address argument).
@@ -171,15 +181,15 @@ any_daemon_recorded() { compgen -G "$PIDS/*.pid" >/dev/null; }
 # runtime left. Safe on a half-started or crashed cluster and on one that is not there.
 teardown() {
   local pid pids=() d
-  # The kubelet first, so it restarts nothing while the rest goes.
-  pid=$(daemon_pid kubelet) && stop_pids 5 "$pid"
+  # SIGKILL throughout: the next up starts from empty state, so nothing needs a clean shutdown.
+  # The kubelet goes first, so it restarts nothing while the rest goes.
+  pid=$(daemon_pid kubelet) && stop_pids 0 "$pid"
   for d in kube-scheduler kube-controller-manager kube-apiserver etcd; do
     pid=$(daemon_pid "$d") && pids+=("$pid")
   done
-  stop_pids 5 "${pids[@]}" &
-  local control_plane=$!
+  stop_pids 0 "${pids[@]}"
 
-  # Pod processes die first; then the runtime cleans its tasks (shims exit, mounts go).
+  # Pod processes die first; then the runtime deletes its tasks (shims exit, mounts go).
   for _ in 1 2 3 4 5 6 7 8 9 10; do
     pids=($(pod_pids))
     [ ${#pids[@]} -gt 0 ] || break
@@ -191,11 +201,10 @@ teardown() {
     for id in $("${ctr[@]}" tasks ls -q 2>/dev/null); do
       timeout 5 "${ctr[@]}" tasks rm -f "$id" >/dev/null 2>&1 || true
     done
-    stop_pids 5 "$(daemon_pid containerd)"
+    stop_pids 0 "$(daemon_pid containerd)"
   fi
   pids=($(our_shims))
-  [ ${#pids[@]} -eq 0 ] || kill -KILL "${pids[@]}" 2>/dev/null || true
-  wait "$control_plane" || true
+  [ ${#pids[@]} -eq 0 ] || stop_pids 0 "${pids[@]}"
 
   # Mounts under our directories (rootfs, sandbox netns, secret volumes), deepest first.
   local mnt
