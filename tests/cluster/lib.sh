@@ -387,7 +387,10 @@ authentication:
   x509: {clientCAFile: $PKI/ca.crt}
 authorization: {mode: Webhook}
 podLogsDir: $STATE/pod-logs
-# No cluster DNS and no host resolver inside pods: nothing in a pod looks beyond the box.
+# No DNS server runs. Pods get this unrouted address as their resolver, so lookups fail at once
+# and nothing in a pod looks beyond the box (and the kubelet does not warn on every pod).
+clusterDNS: [${SERVICE_CIDR%.0/*}.10]
+clusterDomain: cluster.local
 resolvConf: ""
 serializeImagePulls: false
 # containerd 1.6 does not pin the sandbox image, so image GC and disk eviction stay off.
