@@ -1,0 +1,77 @@
+"""The durable record: one SQLite file in the data dir, shared by the receiver and workers.
+
+Redis only carries the queue; jobs and releases live here so that they survive a Redis
+restart and a reinstall of the cluster side.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    app TEXT NOT NULL,
+    kind TEXT NOT NULL,              -- deploy | rollback
+    ref TEXT NOT NULL,               -- refs/heads/main
+    commit_sha TEXT NOT NULL,
+    old_sha TEXT NOT NULL,
+    source TEXT NOT NULL,            -- push | github | gitea | gitlab | api
+    params TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL,            -- queued | running | succeeded | failed | superseded
+    reason TEXT NOT NULL DEFAULT '',
+    release INTEGER,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_app ON jobs (app, created_at);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY,             -- provider:delivery-id
+    job_id TEXT,
+    received_at REAL NOT NULL
+);
+"""
+
+
+def path_in(data_dir: Path) -> Path:
+    return data_dir / "homeport.db"
+
+
+@contextmanager
+def connect(data_dir: Path) -> Iterator[sqlite3.Connection]:
+    """A connection in autocommit-free mode: the block is one transaction."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path_in(data_dir), timeout=30, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    try:
+        # WAL lets the API read while a worker writes.
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def init(data_dir: Path) -> None:
+    """Create the tables; safe to call on every start."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path_in(data_dir), timeout=30)
+    try:
+        conn.executescript(SCHEMA)
+    finally:
+        conn.close()
+
+
+def now() -> float:
+    return time.time()
