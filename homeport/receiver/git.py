@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
-from dulwich.server import DEFAULT_HANDLERS, FileSystemBackend
+from dulwich.errors import NotGitRepository
+from dulwich.repo import Repo
+from dulwich.server import DEFAULT_HANDLERS, Backend
 from dulwich.web import make_wsgi_chain
 from starlette.types import ASGIApp
 
 from homeport import apps
+from homeport.errors import NotFound
 from homeport.hooks.update import PushContext, handler_for
 from homeport.receiver.auth import basic_password, same
 
@@ -20,6 +24,22 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 # /<app>.git/<rest>; anything else under /git is refused before dulwich sees it.
 _PATH = re.compile(r"^/([^/]*)\.git(/.*)?$")
+
+
+class AppBackend(Backend):
+    """Maps '/<app>.git' to the app's bare repository; nothing else is reachable."""
+
+    def __init__(self, settings_data_dir: Path) -> None:
+        super().__init__()
+        self.data_dir = settings_data_dir
+
+    def open_repository(self, path: str | bytes) -> Repo:
+        text = path.decode() if isinstance(path, bytes) else str(path)
+        name = text.strip("/").removesuffix(".git")
+        try:
+            return apps.open_repo(self.data_dir, name)
+        except (apps.AppNameError, NotFound) as exc:
+            raise NotGitRepository(str(exc)) from exc
 
 
 def _plain(start_response: StartResponse, status: str, text: str, **headers: str) -> list[bytes]:
@@ -37,11 +57,9 @@ def _plain(start_response: StartResponse, status: str, text: str, **headers: str
 
 def git_app(context: PushContext, token: str) -> WSGIApp:
     settings = context.settings
-    root = apps.repos_dir(settings.data_dir)
-    root.mkdir(parents=True, exist_ok=True)
     handlers: dict[bytes, Callable[..., Any]] = dict(DEFAULT_HANDLERS)
     handlers[b"git-receive-pack"] = handler_for(context)
-    dulwich_app = make_wsgi_chain(FileSystemBackend(str(root)), handlers=handlers)
+    dulwich_app = make_wsgi_chain(AppBackend(settings.data_dir), handlers=handlers)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if not same(basic_password(environ.get("HTTP_AUTHORIZATION")), token):
