@@ -52,8 +52,11 @@ def open_repo(data_dir: Path, app: str) -> Repo:
     return Repo(str(path))
 
 
-def create_repo(data_dir: Path, app: str) -> Repo:
-    """Create the app's bare repository if missing (the first push creates the app)."""
+def create_repo(data_dir: Path, app: str, branch: str) -> Repo:
+    """Create the app's bare repository if missing (the first push creates the app).
+
+    HEAD names the deploy branch, so a clone checks out what is live.
+    """
     path = repo_path(data_dir, app)
     if (path / "objects").is_dir():
         return Repo(str(path))
@@ -63,7 +66,9 @@ def create_repo(data_dir: Path, app: str) -> Repo:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    Repo.init_bare(str(tmp)).close()
+    repo = Repo.init_bare(str(tmp))
+    repo.refs.set_symbolic_ref(Ref(b"HEAD"), Ref(f"refs/heads/{branch}".encode()))
+    repo.close()
     try:
         tmp.rename(path)
     except OSError:

@@ -90,7 +90,7 @@ def git_app(context: PushContext, token: str) -> WSGIApp:
                     "404 Not Found",
                     f"homeport: app {name!r} does not exist; push to it to create it",
                 )
-            apps.create_repo(settings.data_dir, name)
+            apps.create_repo(settings.data_dir, name, settings.deploy_branch)
         # uvicorn has already decoded a chunked body; left in place, the header would make
         # dulwich decode it a second time and fail on any push over git's 1 MiB postBuffer.
         environ.pop("HTTP_TRANSFER_ENCODING", None)

@@ -167,7 +167,7 @@ async def _enqueue(
             if row is not None:
                 return _answer(200, duplicate=True, job=row["job_id"])
         if not apps.exists(settings.data_dir, app):
-            apps.create_repo(settings.data_dir, app)
+            apps.create_repo(settings.data_dir, app, settings.deploy_branch)
         job = jobs.create(
             settings.data_dir,
             app=app,
