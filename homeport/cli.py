@@ -153,6 +153,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # dulwich logs every request at INFO; homeport's own lines are the useful ones.
+    logging.getLogger("dulwich").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
         return _run(args, settings)
