@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run only the receiver (HOMEPORT_REDIS_URL required)")
     worker = sub.add_parser("worker", help="run one worker process")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
     apps = sub.add_parser("apps", help="list apps")
     apps.add_argument("--json", action="store_true")
     jobs = sub.add_parser("jobs", help="list an app's deploy jobs")
@@ -110,7 +111,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "worker":
         from homeport.worker import run
 
-        run(settings, burst=args.burst)
+        run(settings, burst=args.burst, exit_with_parent=args.exit_with_parent)
         return 0
     client = ApiClient(settings)
     if args.command == "apps":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
 import threading
@@ -31,7 +32,9 @@ class WorkerPool:
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "homeport", "worker"], env=self.env, stdin=subprocess.DEVNULL
+            [sys.executable, "-m", "homeport", "worker", "--exit-with-parent"],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
         )
 
     def start(self) -> None:
@@ -72,6 +75,10 @@ def serve(settings: Settings, token: str) -> None:
     )
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def up(settings: Settings, token: str, say: Callable[[str], None]) -> None:
     db.init(settings.data_dir)
     embedded: EmbeddedRedis | None = None
@@ -81,6 +88,9 @@ def up(settings: Settings, token: str, say: Callable[[str], None]) -> None:
         settings = replace(settings, redis_url=embedded.url)
     pool = WorkerPool(settings.workers, settings.child_environ(redis_url=settings.queue_url))
     pool.start()
+    # uvicorn re-raises SIGTERM after its graceful shutdown; make that an exception so the
+    # workers and Redis below are stopped rather than orphaned.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     say(f"homeport is up on {settings.public_url}")
     say(f"  token: {settings.token_path if not settings.token else 'HOMEPORT_TOKEN'}")
     say(f"  git remote add homelab {settings.public_url}/git/<app>.git")
