@@ -86,8 +86,15 @@ def _enqueue_runner(settings: Settings, conn: redis.Redis, app: str) -> None:
 
 
 def submit(settings: Settings, conn: redis.Redis, app: str) -> None:
-    """Make sure the app's queued jobs will run."""
+    """Make sure the app's queued jobs will run (call after the job is recorded).
+
+    Fast path without the lock: a runner that has not started yet will claim the newest
+    job when it starts, and the job is already recorded, so nothing more is needed.
+    """
     try:
+        rq_id = conn.get(_runner_key(app))
+        if rq_id and RqJob(rq_id.decode(), connection=conn).get_status() == "queued":
+            return
         with _app_lock(conn, app):
             if not _runner_alive(conn, conn.get(_runner_key(app)), app):
                 _fail_orphans(settings, app)
