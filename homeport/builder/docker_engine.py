@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -55,6 +56,20 @@ _CONNECTION_ERRORS = (
 
 def _describe(base_url: str | None) -> str:
     return f"the Docker engine at {base_url}" if base_url else "the Docker engine"
+
+
+def _probe(base_url: str | None) -> None:
+    """Connect to a unix-socket engine once, so a dead one fails here, cleanly.
+
+    The SDK leaks the socket of a failed unix connection; our own probe closes it.
+    """
+    url = base_url or "unix:///var/run/docker.sock"
+    for prefix in ("unix://", "http+unix://"):
+        if url.startswith(prefix):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(10)
+                sock.connect(url[len(prefix) :])
+            return
 
 
 class _Lines:
@@ -123,13 +138,14 @@ class DockerEngine:
             {"base_url": base_url} if base_url else docker.utils.kwargs_from_env()
         )
         try:
+            _probe(kwargs.get("base_url"))
             self._client = docker.APIClient(version="auto", timeout=_API_TIMEOUT, **kwargs)
-        except (docker.errors.DockerException, *_CONNECTION_ERRORS) as exc:
+        except (OSError, docker.errors.DockerException, *_CONNECTION_ERRORS) as exc:
             raise BuildError(
                 f"{_describe(base_url)} is unreachable ({exc}); start it (e.g. "
                 "`systemctl start docker`) or point DOCKER_HOST at a running engine, then "
                 "push again"
-            ) from exc
+            ) from None
         self._kwargs = kwargs
 
     def close(self) -> None:
@@ -164,6 +180,7 @@ class DockerEngine:
         lines = _Lines(output)
         step = ""
         image_id = ""
+        failure: Mapping[str, Any] | None = None
         try:
             with _Watchdog(killer, deadline) as watchdog:
                 try:
@@ -190,18 +207,17 @@ class DockerEngine:
                                 if match:
                                     watchdog.container = match.group(1)
                         elif "error" in chunk:
+                            # The error is the stream's last message: reading on to its end
+                            # lets the connection go back to the pool instead of leaking.
                             lines.flush()
-                            if watchdog.fired:
-                                break
-                            raise self._build_failed(what, step, chunk)
+                            failure = chunk
                         elif "aux" in chunk and isinstance(chunk["aux"], dict):
                             image_id = str(chunk["aux"].get("ID", image_id))
                         if watchdog.fired and time.monotonic() > deadline + 30:
                             break  # the step ignored the kill: stop reading, drop the build
                     lines.flush()
-                    close = getattr(stream, "close", None)
-                    if close is not None:
-                        close()
+                    if failure is not None and not watchdog.fired:
+                        raise self._build_failed(what, step, failure)
                 except docker.errors.APIError as exc:
                     raise self._build_refused(what, exc) from exc
                 except _CONNECTION_ERRORS as exc:
@@ -259,6 +275,7 @@ class DockerEngine:
         ref = f"{repository}:{tag}"
         registry = repository.split("/", 1)[0]
         digest = ""
+        failure: str | None = None
         last_progress: dict[str, float] = {}
         try:
             stream: Iterator[dict[str, Any]] = self._client.push(
@@ -266,8 +283,11 @@ class DockerEngine:
             )
             for chunk in stream:
                 if "error" in chunk:
+                    # Read on to the stream's end (the error is its last message) so the
+                    # connection is released rather than leaked.
                     detail = chunk.get("errorDetail") or {}
-                    raise self._push_failed(ref, registry, str(detail.get("message") or ""))
+                    failure = str(detail.get("message") or chunk.get("error") or "")
+                    continue
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and aux.get("Digest"):
                     digest = str(aux["Digest"])
@@ -275,6 +295,8 @@ class DockerEngine:
                 line = self._push_line(chunk, last_progress)
                 if line:
                     output(line)
+            if failure is not None:
+                raise self._push_failed(ref, registry, failure)
         except docker.errors.APIError as exc:
             raise self._push_failed(ref, registry, str(exc.explanation or exc)) from exc
         except _CONNECTION_ERRORS as exc:
