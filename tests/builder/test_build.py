@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
 import socket
 import subprocess
@@ -293,3 +294,56 @@ def test_two_apps_build_at_once(
             assert registry_tags(name) == [commit[:12]]
     finally:
         prune(REGISTRY, other_name, set())
+
+
+class _RefusingRegistry(http.server.BaseHTTPRequestHandler):
+    """A registry that answers the version check and denies every upload."""
+
+    def _answer(self) -> None:
+        if self.path == "/v2/":
+            self.send_response(200)
+            self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+            return
+        if self.command == "HEAD":
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = json.dumps(
+            {"errors": [{"code": "DENIED", "message": "storage quota exceeded", "detail": None}]}
+        ).encode()
+        self.send_response(403)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_registry_refusing_the_push(git_app: GitApp, app_name: str, build: Build) -> None:
+    """A registry that denies the upload fails with a RegistryError quoting its reason."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RefusingRegistry)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    registry = f"127.0.0.1:{server.server_address[1]}"
+    commit = git_app.commit({"Dockerfile": dockerfile("COPY www /www"), **SITE})
+    try:
+        with pytest.raises(RegistryError) as failure:
+            build(git_app.bare, app_name, commit, registry=registry)
+        message = str(failure.value)
+        assert f"the registry {registry} refused {registry}/{app_name}:{commit[:12]}" in message
+        assert "storage quota exceeded" in message
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+        subprocess.run(
+            ["docker", "rmi", "-f", f"{registry}/{app_name}:{commit[:12]}"], capture_output=True
+        )
