@@ -12,6 +12,8 @@ import posixpath
 import re
 from dataclasses import dataclass
 
+from homeport.builder.errors import BuildError
+
 # A pushed .dockerignore is compiled to regular expressions: bound how much of it we compile.
 MAX_PATTERNS = 1000
 MAX_PATTERN_CHARS = 4096
@@ -31,11 +33,13 @@ def _clean(pattern: str) -> str:
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
+    """Translate one pattern to a regular expression the way moby's patternmatcher does."""
     out = ["^"]
+    in_class = False
     i, n = 0, len(pattern)
     while i < n:
         ch = pattern[i]
-        if ch == "*":
+        if ch == "*" and not in_class:
             if i + 1 < n and pattern[i + 1] == "*":
                 i += 2
                 if i < n and pattern[i] == "/":
@@ -43,26 +47,22 @@ def _compile(pattern: str) -> re.Pattern[str]:
                 out.append(".*" if i >= n else "(.*/)?")
                 continue
             out.append("[^/]*")
-        elif ch == "?":
+        elif ch == "?" and not in_class:
             out.append("[^/]")
         elif ch == "\\":
             i += 1
-            if i < n:
-                out.append(re.escape(pattern[i]))
+            if i >= n:
+                raise re.error("trailing backslash")  # a bad pattern in Docker too
+            out.append(re.escape(pattern[i]))
         elif ch == "[":
-            end = pattern.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(ch))
-            else:
-                body = pattern[i + 1 : end]
-                if body.startswith("^"):
-                    body = "!" + body[1:]
-                negate = body.startswith("!")
-                if negate:
-                    body = body[1:]
-                body = body.replace("\\", "\\\\").replace("[", "\\[")
-                out.append(f"[{'^' if negate else ''}{body}]" if body else "(?!)")
-                i = end
+            # Classes pass through as in Go's regexp: [^a] negates, [a-z] is a range.
+            out.append("\\[" if in_class else "[")
+            in_class = True
+        elif ch == "]":
+            out.append("]")
+            in_class = False
+        elif in_class and ch in "^-":
+            out.append(ch)
         else:
             out.append(re.escape(ch))
         i += 1
@@ -75,7 +75,7 @@ class DockerIgnore:
 
     def __init__(self, text: str, *, always_keep: tuple[str, ...] = ()) -> None:
         patterns: list[_Pattern] = []
-        for raw in text.splitlines()[:MAX_PATTERNS]:
+        for number, raw in enumerate(text.splitlines()[:MAX_PATTERNS], start=1):
             line = raw.strip()[:MAX_PATTERN_CHARS]
             if not line or line.startswith("#"):
                 continue
@@ -87,8 +87,11 @@ class DockerIgnore:
                 continue
             try:
                 patterns.append(_Pattern(_compile(cleaned), exclusion))
-            except re.error:
-                continue  # Docker fails the build on a bad pattern; we skip only that line.
+            except re.error as exc:
+                raise BuildError(
+                    f".dockerignore line {number}: {raw.strip()[:80]!r} is not a valid pattern "
+                    f"({exc.msg}); fix it and push again"
+                ) from None
         for path in always_keep:
             patterns.append(_Pattern(re.compile("^" + re.escape(path) + "$"), True))
         self._patterns = tuple(patterns)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from homeport.builder import BuildError
 from homeport.builder.dockerignore import DockerIgnore
 
 
@@ -25,8 +26,13 @@ from homeport.builder.dockerignore import DockerIgnore
         ("a?c", "abc", True),
         ("a?c", "a/c", False),
         ("[ab].txt", "b.txt", True),
-        ("[!ab].txt", "c.txt", True),
-        ("[!ab].txt", "a.txt", False),
+        ("[^ab].txt", "c.txt", True),
+        ("[^ab].txt", "a.txt", False),
+        ("[a-c]x", "bx", True),
+        ("[!ab].txt", "!.txt", True),
+        ("a.b", "axb", False),
+        ("a+(b)", "a+(b)", True),
+        ("src**", "srcx/a.py", True),
         ("./build/../dist", "dist/x", True),
         ("# comment", "# comment", False),
         ("logs\n!logs/keep.log", "logs/keep.log", False),
@@ -54,8 +60,14 @@ def test_dockerfile_and_dockerignore_are_always_kept() -> None:
     assert ignore.ignored("deploy/other")
 
 
-def test_huge_or_broken_patterns_do_not_fail() -> None:
-    """Unclosed classes and very long lines are handled, never raised."""
-    ignore = DockerIgnore("[abc\n" + "x" * 100_000 + "\n\\")
-    assert ignore.ignored("[abc")
-    assert not ignore.ignored("abc")
+def test_long_patterns_are_cut_not_failed() -> None:
+    """A very long line is read up to the limit, never raised."""
+    ignore = DockerIgnore("x" * 100_000)
+    assert not ignore.ignored("x")
+
+
+@pytest.mark.parametrize("line", ["[abc", "trailing\\", "a]b["])
+def test_bad_pattern_fails_naming_the_line(line: str) -> None:
+    """A pattern Docker would reject fails the build naming the line."""
+    with pytest.raises(BuildError, match=r"\.dockerignore line 2: .* is not a valid pattern"):
+        DockerIgnore("ok\n" + line)
