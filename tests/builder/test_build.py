@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -347,3 +348,45 @@ def test_registry_refusing_the_push(git_app: GitApp, app_name: str, build: Build
         subprocess.run(
             ["docker", "rmi", "-f", f"{registry}/{app_name}:{commit[:12]}"], capture_output=True
         )
+
+
+def test_dockerignore_matches_the_docker_cli(git_app: GitApp, app_name: str, build: Build) -> None:
+    """Our context holds exactly the files the docker CLI sends for the same .dockerignore."""
+    patterns = [
+        ".git",
+        "*.md",
+        "!README.md",
+        "docs",
+        "!docs/keep/**",
+        "**/*.tmp",
+        "/build",
+        "src/*/gen",
+        "a?c.txt",
+        "[x-z].txt",
+        "!src/b/gen/keep.txt",
+    ]
+    names = [
+        "README.md", "NOTES.md", "docs/a.txt", "docs/keep/b.txt", "docs/keep/deep/c.txt",
+        "x.tmp", "src/d/e.tmp", "build/out.bin", "src/build/f.txt", "src/a/gen/g.txt",
+        "src/b/gen/keep.txt", "src/b/gen/h.txt", "src/a/gen2/i.txt", "abc.txt", "a/c.txt",
+        "y.txt", "w.txt", "app.py",
+    ]  # fmt: skip
+    files = {name: f"{name}\n" for name in names}
+    files["Dockerfile"] = dockerfile("COPY . /ctx")
+    files[".dockerignore"] = "\n".join(patterns) + "\n"
+    commit = git_app.commit(files)
+
+    ours = build(git_app.bare, app_name, commit)
+    cli_tag = f"{app_name}-cli:latest"
+    subprocess.run(
+        ["docker", "build", "-q", "-t", cli_tag, str(git_app.work)],
+        env={**os.environ, "DOCKER_BUILDKIT": "0"},
+        check=True,
+        capture_output=True,
+    )
+    try:
+        theirs = set(_run(cli_tag, "find", "/ctx", "-type", "f").split())
+    finally:
+        subprocess.run(["docker", "rmi", "-f", cli_tag], capture_output=True)
+    assert set(_run(ours.tag, "find", "/ctx", "-type", "f").split()) == theirs
+    assert "/ctx/docs/keep/deep/c.txt" in theirs
