@@ -390,3 +390,15 @@ def test_dockerignore_matches_the_docker_cli(git_app: GitApp, app_name: str, bui
         subprocess.run(["docker", "rmi", "-f", cli_tag], capture_output=True)
     assert set(_run(ours.tag, "find", "/ctx", "-type", "f").split()) == theirs
     assert "/ctx/docs/keep/deep/c.txt" in theirs
+
+
+def test_build_steps_run_under_the_memory_cap(git_app: GitApp, app_name: str, build: Build) -> None:
+    """RUN steps see the build_memory limit in their cgroup."""
+    read_limit = (
+        "RUN cat /sys/fs/cgroup/memory.max 2>/dev/null"
+        " || cat /sys/fs/cgroup/memory/memory.limit_in_bytes"
+    )
+    commit = git_app.commit({"Dockerfile": dockerfile(read_limit)})
+    emit = Recorder()
+    build(git_app.bare, app_name, commit, emit=emit, build_memory=300 * 1024**2)
+    assert f"       {300 * 1024**2}" in emit.lines
