@@ -1,6 +1,10 @@
+"""Shared fixtures: apps in real git repositories (work tree pushed to a bare repo)."""
+
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import subprocess
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -8,6 +12,63 @@ import pytest
 from homeport.redis_server import EmbeddedRedis
 from tests.support.gitwork import WorkTree
 from tests.support.servers import Homeport, flush, start_redis
+
+_GIT = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
+_GIT_ENV = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+
+
+def git(*args: str, cwd: Path) -> str:
+    result = subprocess.run(
+        [*_GIT, *args], cwd=cwd, env=_GIT_ENV, check=True, capture_output=True, text=True
+    )
+    return result.stdout.strip()
+
+
+class GitApp:
+    """An app's work tree and the bare repository it is pushed to, as homeport stores it."""
+
+    def __init__(self, root: Path) -> None:
+        self.work = root / "work"
+        self.bare = root / "app.git"
+        self.work.mkdir(parents=True)
+        git("init", "-q", "-b", "main", str(self.work), cwd=root)
+        git("init", "-q", "--bare", str(self.bare), cwd=root)
+
+    def commit(
+        self,
+        files: Mapping[str, str | bytes],
+        *,
+        executable: Iterable[str] = (),
+        symlinks: Mapping[str, str] | None = None,
+        remove: Iterable[str] = (),
+        message: str = "change",
+    ) -> str:
+        """Write files, commit them, push to the bare repository; return the commit id."""
+        for name, content in files.items():
+            path = self.work / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, str):
+                content = content.encode()
+            path.write_bytes(content)
+            path.chmod(0o644)
+        for name in executable:
+            (self.work / name).chmod(0o755)
+        for name, target in (symlinks or {}).items():
+            link = self.work / name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(target)
+        for name in remove:
+            git("rm", "-q", "-r", name, cwd=self.work)
+        git("add", "-A", cwd=self.work)
+        git("commit", "-q", "--allow-empty", "-m", message, cwd=self.work)
+        git("push", "-q", str(self.bare), "main", cwd=self.work)
+        return git("rev-parse", "HEAD", cwd=self.work)
+
+
+@pytest.fixture
+def git_app(tmp_path: Path) -> GitApp:
+    """A fresh app repository."""
+    return GitApp(tmp_path / "app")
 
 
 @pytest.fixture(scope="session")
