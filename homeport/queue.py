@@ -93,7 +93,9 @@ def submit(settings: Settings, conn: redis.Redis, app: str) -> None:
     """
     try:
         rq_id = conn.get(_runner_key(app))
-        if rq_id and RqJob(rq_id.decode(), connection=conn).get_status() == "queued":
+        if isinstance(rq_id, bytes) and RqJob(rq_id.decode(), connection=conn).get_status() == (
+            "queued"
+        ):
             return
         with _app_lock(conn, app):
             if not _runner_alive(conn, conn.get(_runner_key(app)), app):
