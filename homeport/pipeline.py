@@ -10,8 +10,10 @@ import logging
 import time
 
 from homeport import apps, joblog, jobs, queue, sources
+from homeport.builder.build import BuiltImage, build_and_push
 from homeport.config import Settings
 from homeport.errors import HomeportError
+from homeport.manifest import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ def execute(settings: Settings, job: jobs.Job) -> None:
 
 
 def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None:
+    repo_path = apps.repo_path(settings.data_dir, job.app)
     repo = apps.open_repo(settings.data_dir, job.app)
     try:
         if job.source in WEBHOOK_SOURCES:
@@ -77,15 +80,33 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
             sources.fetch_commit(repo, url, job.ref, job.commit, settings.allow_file_urls)
         if not apps.has_commit(repo, job.commit):
             raise HomeportError(f"commit {job.commit[:12]} is not in the repository of {job.app}")
-        out.write(f"-----> Deploying {job.app}@{job.commit[:12]}")
-        release = _build_and_roll_out(settings, job, out)
-        # The deploy branch names the last commit that went live, whoever pushed it.
-        apps.set_ref(repo, job.ref, job.commit)
-        return release
     finally:
         repo.close()
+    manifest = read_manifest(repo_path, job.commit)
+    # App env values are secrets to the log, wherever a build step might echo them.
+    out.masker.add(manifest.env.values())
+    image = build_and_push(
+        repo_path=repo_path,
+        app=job.app,
+        commit=job.commit,
+        manifest=manifest,
+        registry=settings.registry,
+        build_memory=settings.build_memory,
+        timeout=settings.job_timeout,
+        emit=out,
+    )
+    release = _roll_out(settings, job, image, out)
+    # The deploy branch names the last commit that went live, whoever pushed it.
+    repo = apps.open_repo(settings.data_dir, job.app)
+    try:
+        apps.set_ref(repo, job.ref, job.commit)
+    finally:
+        repo.close()
+    return release
 
 
-def _build_and_roll_out(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None:
-    out.write("       build and rollout are not implemented yet: the commit is stored only")
+def _roll_out(
+    settings: Settings, job: jobs.Job, image: BuiltImage, out: joblog.JobLog
+) -> int | None:
+    out.write(f"-----> Built {image.ref}; rollout is not implemented yet")
     return None

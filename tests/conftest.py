@@ -86,8 +86,21 @@ def redis_url(redis_server: EmbeddedRedis) -> Iterator[str]:
     flush(redis_server.url)
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def docker_services() -> str:
+    """Docker engine and registry running, the local base image built; returns its tag."""
+    subprocess.run([ROOT / "scripts" / "services", "up"], check=True)
+    out = subprocess.run(
+        [ROOT / "scripts" / "base-image"], check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip()
+
+
 @pytest.fixture
-def homeport(tmp_path: Path, redis_url: str) -> Iterator[Homeport]:
+def homeport(tmp_path: Path, redis_url: str, docker_services: str) -> Iterator[Homeport]:
     """A running receiver with two workers."""
     hp = Homeport(data_dir=tmp_path / "data", redis_url=redis_url).start()
     yield hp

@@ -65,7 +65,7 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
         work.commit("first", **{"a.txt": "a"})
         result = work.push(f"http://git:{token}@127.0.0.1:{port}/git/blog.git")
         assert result.returncode == 0, result.stderr
-        assert "-----> Deploying blog@" in result.stderr
+        assert "-----> Building blog@" in result.stderr
         children = _children(proc.pid)
         assert len(children) == 3  # redis-server and two workers
     finally:

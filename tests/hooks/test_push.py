@@ -33,7 +33,7 @@ def test_first_push_creates_the_app_and_deploys(homeport: Homeport, work: WorkTr
     result = work.push(homeport.remote("blog"))
     assert result.returncode == 0, result.stderr
     assert "remote: -----> Queued deploy" in result.stderr
-    assert f"remote: -----> Deploying blog@{commit[:12]}" in result.stderr
+    assert f"remote: -----> Building blog@{commit[:7]}" in result.stderr
     assert _remote_head(homeport, "blog") == commit
     apps = homeport.api("GET", "/api/apps").json()["apps"]
     assert [a["name"] for a in apps] == ["blog"]
@@ -185,3 +185,101 @@ def _wait_jobs(hp: Homeport, app: str, count: int) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError(f"{app} never had {count} jobs")
+
+
+def _popen_push(work: WorkTree, remote: str, *refspecs: str) -> subprocess.Popen[str]:
+    import os
+
+    return subprocess.Popen(
+        ["git", "push", remote, *(refspecs or ("main",))],
+        cwd=work.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+    )
+
+
+SLOW_DOCKERFILE = """FROM homeport-base:busybox
+RUN echo step-one-{nonce}
+RUN sleep 2
+RUN echo step-three-{nonce}
+COPY . /www
+CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
+"""
+
+
+def test_failed_deploy_rejects_the_push_and_main_stays(homeport: Homeport, work: WorkTree) -> None:
+    """A failing RUN step: the push exits non-zero with the reason; main keeps the live commit."""
+    good = work.commit("good", **{"index.html": "v1"})
+    assert work.push(homeport.remote("blog")).returncode == 0
+    bad = work.commit("bad", Dockerfile="FROM homeport-base:busybox\nRUN exit 3\n")
+    result = work.push(homeport.remote("blog"))
+    assert result.returncode != 0
+    assert "! [remote rejected] main -> main (deploy failed:" in result.stderr
+    assert "exit" in result.stderr and "3" in result.stderr
+    assert _remote_head(homeport, "blog") == good
+    jobs = homeport.api("GET", "/api/apps/blog/jobs").json()["jobs"]
+    assert (jobs[0]["commit"], jobs[0]["status"]) == (bad, "failed")
+
+
+def test_broken_manifest_fails_before_any_build(homeport: Homeport, work: WorkTree) -> None:
+    """A bad homeport.toml names the key and fails the job before building."""
+    work.commit("bad", **{"homeport.toml": "[run]\nport = 99999\n"})
+    result = work.push(homeport.remote("blog"))
+    assert result.returncode != 0
+    assert "run.port" in result.stderr
+    assert "Building" not in result.stderr
+    assert _remote_head(homeport, "blog") is None
+
+
+def test_output_streams_while_the_job_runs(homeport: Homeport, work: WorkTree) -> None:
+    """Build lines reach the pushing client as they happen, not at the end."""
+    import uuid
+
+    nonce = uuid.uuid4().hex[:8]
+    work.commit("slow", Dockerfile=SLOW_DOCKERFILE.format(nonce=nonce))
+    seen: dict[str, float] = {}
+    start = time.monotonic()
+    with _popen_push(work, homeport.remote("blog")) as push:
+        assert push.stderr is not None
+        for line in push.stderr:
+            for marker in (f"step-one-{nonce}", f"step-three-{nonce}"):
+                if marker in line and marker not in seen:
+                    seen[marker] = time.monotonic() - start
+    assert push.returncode == 0
+    assert seen[f"step-three-{nonce}"] - seen[f"step-one-{nonce}"] >= 1.5
+
+
+def test_two_apps_deploy_in_parallel(homeport: Homeport, tmp_path: Path) -> None:
+    """Pushes to two apps run at the same time on two workers."""
+    import uuid
+
+    pushes = []
+    for app in ("alpha", "beta"):
+        work = WorkTree(tmp_path / app)
+        work.commit("slow", Dockerfile=SLOW_DOCKERFILE.format(nonce=uuid.uuid4().hex[:8]))
+        pushes.append(_popen_push(work, homeport.remote(app)))
+    for push in pushes:
+        _, err = push.communicate(timeout=120)
+        assert push.returncode == 0, err
+    a = homeport.api("GET", "/api/apps/alpha/jobs").json()["jobs"][0]
+    b = homeport.api("GET", "/api/apps/beta/jobs").json()["jobs"][0]
+    assert a["started_at"] < b["ended_at"] and b["started_at"] < a["ended_at"]
+
+
+def test_client_disconnect_leaves_the_deploy_running(homeport: Homeport, work: WorkTree) -> None:
+    """If the pushing client goes away, the job finishes and the worker moves main."""
+    import uuid
+
+    commit = work.commit("slow", Dockerfile=SLOW_DOCKERFILE.format(nonce=uuid.uuid4().hex[:8]))
+    with _popen_push(work, homeport.remote("blog")) as push:
+        assert push.stderr is not None
+        for line in push.stderr:
+            if "Queued deploy" in line:
+                break
+        push.kill()
+    _wait_jobs(homeport, "blog", 1)
+    job = homeport.api("GET", "/api/apps/blog/jobs").json()["jobs"][0]
+    assert homeport.wait_job("blog", job["id"])["status"] == "succeeded"
+    assert _remote_head(homeport, "blog") == commit

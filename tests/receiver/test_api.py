@@ -32,7 +32,7 @@ def test_job_log_is_kept_and_followable(homeport: Homeport, work: WorkTree) -> N
     job = homeport.api("GET", "/api/apps/blog/jobs").json()["jobs"][0]
     assert homeport.api("GET", f"/api/apps/blog/jobs/{job['id']}").json()["commit"] == commit
     log = homeport.api("GET", f"/api/apps/blog/jobs/{job['id']}/log").text
-    assert f"-----> Deploying blog@{commit[:12]}" in log
+    assert f"-----> Building blog@{commit[:7]}" in log
     followed = homeport.api("GET", f"/api/apps/blog/jobs/{job['id']}/log?follow=1").text
     assert followed == log
     assert homeport.api("GET", "/api/apps/blog/jobs/nope/log").status_code == 404

@@ -7,11 +7,22 @@ import subprocess
 from pathlib import Path
 
 
+# A web app on the locally built base image (no image can be pulled here).
+DOCKERFILE = """FROM homeport-base:busybox
+COPY . /www
+CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
+"""
+
+
 class WorkTree:
-    def __init__(self, path: Path) -> None:
+    """A git work tree; by default its first commit carries a Dockerfile that builds."""
+
+    def __init__(self, path: Path, dockerfile: str | None = DOCKERFILE) -> None:
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
         self.git("init", "-q", "-b", "main")
+        if dockerfile is not None:
+            self.write("Dockerfile", dockerfile)
 
     def git(
         self, *args: str, check: bool = True, timeout: float = 300
