@@ -80,17 +80,22 @@ class CommitTree:
         except (NotGitRepository, FileNotFoundError):
             raise NotFound(f"no git repository at {repo_path}") from None
         try:
+            self.commit_time, self._tree = self._load(repo_path, commit)
+        except BaseException:
+            self._repo.close()
+            raise
+
+    def _load(self, repo_path: Path, commit: str) -> tuple[int, Tree]:
+        try:
             obj = self._repo[commit.encode()]
         except KeyError:
-            self._repo.close()
             raise NotFound(f"commit {commit[:12]} is not in {repo_path}; push it first") from None
         if not isinstance(obj, Commit):
-            self._repo.close()
             raise NotFound(f"{commit[:12]} in {repo_path} is not a commit")
-        self.commit_time: int = obj.commit_time
         tree = self._repo[obj.tree]
-        assert isinstance(tree, Tree)
-        self._tree = tree
+        if not isinstance(tree, Tree):
+            raise TreeError(f"commit {commit[:12]} has no readable tree; push it again")
+        return obj.commit_time, tree
 
     def __enter__(self) -> CommitTree:
         return self

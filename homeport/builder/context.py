@@ -43,7 +43,8 @@ def write_context(tree: CommitTree, out: IO[bytes], *, dockerfile: str) -> int:
     """Write the tar context of the tree to out; return the number of files written."""
     ignore = DockerIgnore("")
     entry = tree.lookup(".dockerignore")
-    if entry is not None and not entry.is_dir and not entry.is_submodule:
+    # Only a regular file counts: a symlink's target would be read as patterns.
+    if entry is not None and not (entry.is_dir or entry.is_submodule or entry.is_symlink):
         raw = tree.read(entry)[:MAX_DOCKERIGNORE_BYTES]
         ignore = DockerIgnore(
             raw.decode("utf-8", "replace"), always_keep=(dockerfile, ".dockerignore")

@@ -29,6 +29,8 @@ Output = Callable[[str], None]
 # Seconds between attempts to kill the running step once a build is past its deadline (a
 # step's container can be created a moment before it starts and cannot be killed until then).
 _KILL_INTERVAL = 0.25
+# Seconds past the deadline after which a build whose step survived the kill is abandoned.
+_GIVE_UP = 30
 # Seconds between two progress lines of one layer during a push.
 _PROGRESS_INTERVAL = 1.0
 # Socket timeout of requests other than the build stream (push, kill): a registry or engine
@@ -91,6 +93,33 @@ class _Lines:
         if self._partial.strip():
             self._output(self._partial.rstrip())
         self._partial = ""
+
+
+class _BuildProgress:
+    """What the build stream has said so far: lines, the current step, the result."""
+
+    def __init__(self, lines: _Lines) -> None:
+        self.lines = lines
+        self.step = ""
+        self.container: str | None = None
+        self.image_id = ""
+        self.failure: Mapping[str, Any] | None = None
+
+    def take(self, chunk: Mapping[str, Any]) -> None:
+        if "stream" in chunk:
+            for line in self.lines.feed(str(chunk["stream"])):
+                if line.startswith("Step "):
+                    self.step = line
+                match = _RUNNING_IN.match(line)
+                if match:
+                    self.container = match.group(1)
+        elif "error" in chunk:
+            # The error is the stream's last message; the caller reads on to the end so the
+            # connection goes back to the pool instead of leaking.
+            self.lines.flush()
+            self.failure = chunk
+        elif isinstance(chunk.get("aux"), dict):
+            self.image_id = str(chunk["aux"].get("ID", self.image_id))
 
 
 class _Watchdog:
@@ -177,10 +206,7 @@ class DockerEngine:
         killer = docker.APIClient(
             version=self._client.api_version, timeout=_API_TIMEOUT, **self._kwargs
         )
-        lines = _Lines(output)
-        step = ""
-        image_id = ""
-        failure: Mapping[str, Any] | None = None
+        progress = _BuildProgress(_Lines(output))
         try:
             with _Watchdog(killer, deadline) as watchdog:
                 try:
@@ -199,25 +225,11 @@ class DockerEngine:
                         decode=True,
                     )
                     for chunk in stream:
-                        if "stream" in chunk:
-                            for line in lines.feed(str(chunk["stream"])):
-                                if line.startswith("Step "):
-                                    step = line
-                                match = _RUNNING_IN.match(line)
-                                if match:
-                                    watchdog.container = match.group(1)
-                        elif "error" in chunk:
-                            # The error is the stream's last message: reading on to its end
-                            # lets the connection go back to the pool instead of leaking.
-                            lines.flush()
-                            failure = chunk
-                        elif "aux" in chunk and isinstance(chunk["aux"], dict):
-                            image_id = str(chunk["aux"].get("ID", image_id))
-                        if watchdog.fired and time.monotonic() > deadline + 30:
+                        progress.take(chunk)
+                        watchdog.container = progress.container
+                        if watchdog.fired and time.monotonic() > deadline + _GIVE_UP:
                             break  # the step ignored the kill: stop reading, drop the build
-                    lines.flush()
-                    if failure is not None and not watchdog.fired:
-                        raise self._build_failed(what, step, failure)
+                    progress.lines.flush()
                 except docker.errors.APIError as exc:
                     raise self._build_refused(what, exc) from exc
                 except _CONNECTION_ERRORS as exc:
@@ -225,20 +237,22 @@ class DockerEngine:
                         f"lost {_describe(self._base_url)} while building {what} ({exc}); "
                         "check that the engine is running and push again"
                     ) from exc
-            if watchdog.fired:
-                raise BuildError(
-                    f"the build of {what} took longer than its time limit and was stopped"
-                    + (f" at {step}" if step else "")
-                    + "; make the build faster (cache dependencies in their own layer) or "
-                    "raise HOMEPORT_JOB_TIMEOUT"
-                )
         finally:
             killer.close()
-        if not image_id:
+        if watchdog.fired:
+            raise BuildError(
+                f"the build of {what} took longer than its time limit and was stopped"
+                + (f" at {progress.step}" if progress.step else "")
+                + "; make the build faster (cache dependencies in their own layer) or "
+                "raise HOMEPORT_JOB_TIMEOUT"
+            )
+        if progress.failure is not None:
+            raise self._build_failed(what, progress.step, progress.failure)
+        if not progress.image_id:
             raise BuildError(
                 f"the build of {what} ended without an image; check the engine's log and push again"
             )
-        return image_id
+        return progress.image_id
 
     @staticmethod
     def _build_failed(what: str, step: str, chunk: Mapping[str, Any]) -> BuildError:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from homeport.builder import BuildError
 from homeport.builder.dockerignore import DockerIgnore
@@ -71,3 +73,17 @@ def test_bad_pattern_fails_naming_the_line(line: str) -> None:
     """A pattern Docker would reject fails the build naming the line."""
     with pytest.raises(BuildError, match=r"\.dockerignore line 2: .* is not a valid pattern"):
         DockerIgnore("ok\n" + line)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet="ab/*?[]!^\\-.#\n ", max_size=60),
+    st.lists(st.text(alphabet="ab.[]!*", min_size=1, max_size=4), min_size=1, max_size=4),
+)
+def test_any_dockerignore_raises_only_build_error(text: str, parts: list[str]) -> None:
+    """Whatever a pushed .dockerignore holds, it is compiled or refused with BuildError."""
+    try:
+        ignore = DockerIgnore(text)
+    except BuildError:
+        return
+    assert isinstance(ignore.ignored("/".join(parts)), bool)
