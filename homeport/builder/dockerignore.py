@@ -62,7 +62,8 @@ def _compile(pattern: str) -> re.Pattern[str]:
             out.append("]")
             in_class = False
         elif in_class and ch in "^-":
-            out.append(ch)
+            # A doubled '-' would read as Python's future set difference; escape the second.
+            out.append("\\-" if ch == "-" and pattern[i - 1] == "-" else ch)
         else:
             out.append(re.escape(ch))
         i += 1

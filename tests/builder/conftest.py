@@ -20,15 +20,10 @@ BUILD_MEMORY = 256 * 1024**2
 
 
 @pytest.fixture(scope="session")
-def services() -> str:
+def services(docker_services: str) -> str:
     """Docker engine and registry running, the local base image built; returns its tag."""
-    subprocess.run([ROOT / "scripts" / "services", "up"], check=True)
-    out = subprocess.run(
-        [ROOT / "scripts" / "base-image"], check=True, capture_output=True, text=True
-    )
-    tag = out.stdout.strip()
-    assert tag == BASE_IMAGE
-    return tag
+    assert docker_services == BASE_IMAGE
+    return docker_services
 
 
 @pytest.fixture

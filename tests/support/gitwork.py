@@ -6,7 +6,6 @@ import os
 import subprocess
 from pathlib import Path
 
-
 # A web app on the locally built base image (no image can be pulled here).
 DOCKERFILE = """FROM homeport-base:busybox
 COPY . /www
