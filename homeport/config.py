@@ -125,6 +125,15 @@ class Settings:
         return self.url.rstrip("/") or f"http://{self.listen}"
 
     @property
+    def queue_url(self) -> str:
+        """HOMEPORT_REDIS_URL, else the embedded Redis's socket in the data dir."""
+        return self.redis_url or f"unix://{self.redis_socket}"
+
+    @property
+    def redis_socket(self) -> Path:
+        return self.data_dir / "redis" / "redis.sock"
+
+    @property
     def token_path(self) -> Path:
         return self.data_dir / "token"
 
@@ -180,6 +189,12 @@ class Settings:
         with os.fdopen(fd, "w") as fh:
             fh.write(token + "\n")
         return token
+
+    def child_environ(self, **overrides: str) -> dict[str, str]:
+        """This process's environment plus HOMEPORT_* overrides, for the processes it starts."""
+        env = dict(os.environ)
+        env.update({f"HOMEPORT_{k.upper()}": v for k, v in overrides.items()})
+        return env
 
     def secrets(self) -> list[str]:
         """Values that must never appear in output."""

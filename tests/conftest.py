@@ -1,1 +1,115 @@
+"""Shared fixtures: apps in real git repositories (work tree pushed to a bare repo)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from homeport.redis_server import EmbeddedRedis
+from tests.support.gitwork import WorkTree
+from tests.support.servers import Homeport, flush, start_redis
+
+# The local test cluster's fixtures (kube, namespace, push_image) for every test package.
 pytest_plugins = ["tests.support.cluster"]
+
+_GIT = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
+_GIT_ENV = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+
+
+def git(*args: str, cwd: Path) -> str:
+    result = subprocess.run(
+        [*_GIT, *args], cwd=cwd, env=_GIT_ENV, check=True, capture_output=True, text=True
+    )
+    return result.stdout.strip()
+
+
+class GitApp:
+    """An app's work tree and the bare repository it is pushed to, as homeport stores it."""
+
+    def __init__(self, root: Path) -> None:
+        self.work = root / "work"
+        self.bare = root / "app.git"
+        self.work.mkdir(parents=True)
+        git("init", "-q", "-b", "main", str(self.work), cwd=root)
+        git("init", "-q", "--bare", str(self.bare), cwd=root)
+
+    def commit(
+        self,
+        files: Mapping[str, str | bytes],
+        *,
+        executable: Iterable[str] = (),
+        symlinks: Mapping[str, str] | None = None,
+        remove: Iterable[str] = (),
+        message: str = "change",
+    ) -> str:
+        """Write files, commit them, push to the bare repository; return the commit id."""
+        for name, content in files.items():
+            path = self.work / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, str):
+                content = content.encode()
+            path.write_bytes(content)
+            path.chmod(0o644)
+        for name in executable:
+            (self.work / name).chmod(0o755)
+        for name, target in (symlinks or {}).items():
+            link = self.work / name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(target)
+        for name in remove:
+            git("rm", "-q", "-r", name, cwd=self.work)
+        git("add", "-A", cwd=self.work)
+        git("commit", "-q", "--allow-empty", "-m", message, cwd=self.work)
+        git("push", "-q", str(self.bare), "main", cwd=self.work)
+        return git("rev-parse", "HEAD", cwd=self.work)
+
+
+@pytest.fixture
+def git_app(tmp_path: Path) -> GitApp:
+    """A fresh app repository."""
+    return GitApp(tmp_path / "app")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """One real Redis for the session, flushed around each test that uses it."""
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> Iterator[str]:
+    flush(redis_server.url)
+    yield redis_server.url
+    flush(redis_server.url)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def docker_services() -> str:
+    """Docker engine and registry running, the local base image built; returns its tag."""
+    subprocess.run([ROOT / "scripts" / "services", "up"], check=True)
+    out = subprocess.run(
+        [ROOT / "scripts" / "base-image"], check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip()
+
+
+@pytest.fixture
+def homeport(tmp_path: Path, redis_url: str, docker_services: str) -> Iterator[Homeport]:
+    """A running receiver with two workers."""
+    hp = Homeport(data_dir=tmp_path / "data", redis_url=redis_url).start()
+    yield hp
+    hp.stop()
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> WorkTree:
+    return WorkTree(tmp_path / "work")

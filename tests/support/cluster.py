@@ -147,7 +147,7 @@ def build_and_push(name: str, files: dict[str, str], cmd: list[str] | None = Non
 
 
 @pytest.fixture(scope="session")
-def push_image() -> Callable[..., str]:
+def push_image(docker_services: str) -> Callable[..., str]:
     """build_and_push(name, files, cmd=None) -> 127.0.0.1:5000/name@sha256:..."""
     return build_and_push
 

@@ -1,0 +1,79 @@
+"""Idle memory of `homeport up` (receiver + one worker, Redis not counted).
+
+Baseline in the same run: a bare Python interpreter. Target: <= 120 MB RSS.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from common import rss_mb, scratch
+
+from tests.support.servers import free_port
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _name(pid: int) -> str:
+    return (Path("/proc") / str(pid) / "comm").read_text().strip()
+
+
+def main() -> None:
+    work = scratch("memory")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
+    env.update(
+        HOMEPORT_DATA_DIR=str(work), HOMEPORT_LISTEN=f"127.0.0.1:{port}", HOMEPORT_WORKERS="1"
+    )
+    bare = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    up = subprocess.Popen(
+        [sys.executable, "-m", "homeport", "up"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        time.sleep(5)  # let the worker finish starting
+        receiver = rss_mb(up.pid)
+        workers = [p for p in _children(up.pid) if not _name(p).startswith("redis")]
+        worker = sum(rss_mb(p) for p in workers)
+        baseline = rss_mb(bare.pid)
+    finally:
+        up.terminate()
+        up.wait(timeout=30)
+        bare.kill()
+        bare.wait()
+    total = receiver + worker
+    print(f"bare python:         {baseline:6.1f} MB")
+    print(f"receiver:            {receiver:6.1f} MB")
+    print(f"worker ({len(workers)}):          {worker:6.1f} MB")
+    print(
+        f"homeport up total:   {total:6.1f} MB (target <= 120), {total / baseline:.1f}x bare python"
+    )
+
+
+if __name__ == "__main__":
+    main()

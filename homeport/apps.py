@@ -1,0 +1,96 @@
+"""Apps and their bare repositories under the data dir."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from dulwich.objects import ObjectID
+from dulwich.refs import Ref
+from dulwich.repo import Repo
+
+from homeport.errors import HomeportError, NotFound
+
+# App names become Kubernetes object names, registry repositories and directory names:
+# a DNS-1123 label, capped at 40 so that "<app>-v<N>" Secrets stay inside 63 characters.
+MAX_APP_NAME = 40
+_APP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class AppNameError(HomeportError):
+    """The app name cannot be used."""
+
+
+def check_app_name(name: str) -> str:
+    """Return the name, or raise AppNameError saying what is allowed."""
+    if len(name) > MAX_APP_NAME or not _APP_NAME.match(name):
+        shown = name if len(name) <= 60 else name[:60] + "..."
+        raise AppNameError(
+            f"app name {shown!r} is not allowed: use at most {MAX_APP_NAME} lower-case letters, "
+            "digits and '-', starting and ending with a letter or digit (e.g. 'blog')"
+        )
+    return name
+
+
+def repos_dir(data_dir: Path) -> Path:
+    return data_dir / "repos"
+
+
+def repo_path(data_dir: Path, app: str) -> Path:
+    return repos_dir(data_dir) / f"{check_app_name(app)}.git"
+
+
+def exists(data_dir: Path, app: str) -> bool:
+    return (repo_path(data_dir, app) / "objects").is_dir()
+
+
+def open_repo(data_dir: Path, app: str) -> Repo:
+    path = repo_path(data_dir, app)
+    if not (path / "objects").is_dir():
+        raise NotFound(f"app {app!r} does not exist; push to it once to create it")
+    return Repo(str(path))
+
+
+def create_repo(data_dir: Path, app: str, branch: str) -> Repo:
+    """Create the app's bare repository if missing (the first push creates the app).
+
+    HEAD names the deploy branch, so a clone checks out what is live.
+    """
+    path = repo_path(data_dir, app)
+    if (path / "objects").is_dir():
+        return Repo(str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Create under a temporary name and rename, so that a half-made repo is never served.
+    tmp = path.with_name(f".{path.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    repo = Repo.init_bare(str(tmp))
+    repo.refs.set_symbolic_ref(Ref(b"HEAD"), Ref(f"refs/heads/{branch}".encode()))
+    repo.close()
+    try:
+        tmp.rename(path)
+    except OSError:
+        # Another request created it first.
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Repo(str(path))
+
+
+def list_apps(data_dir: Path) -> list[str]:
+    root = repos_dir(data_dir)
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name[: -len(".git")]
+        for p in root.iterdir()
+        if p.name.endswith(".git") and not p.name.startswith(".") and (p / "objects").is_dir()
+    )
+
+
+def has_commit(repo: Repo, sha: str) -> bool:
+    return ObjectID(sha.encode()) in repo.object_store
+
+
+def set_ref(repo: Repo, ref: str, sha: str) -> None:
+    repo.refs[Ref(ref.encode())] = ObjectID(sha.encode())

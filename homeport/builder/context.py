@@ -1,0 +1,111 @@
+"""The build context: a commit's tree as a tar stream, minus what .dockerignore leaves out.
+
+Read straight from the bare repository (no checkout). File modes are kept, so executables stay
+executable (the legacy builder the docker SDK drives has no `COPY --chmod`), and symlinks stay
+symlinks; the daemon resolves them inside the context, never on the host.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tarfile
+import tempfile
+from typing import IO
+
+from homeport.builder.dockerignore import DockerIgnore
+from homeport.builder.errors import BuildError
+from homeport.commits import CommitTree, Entry
+
+log = logging.getLogger(__name__)
+
+# Contexts up to this size stay in memory; bigger ones spill to a temporary file.
+SPOOL_BYTES = 16 * 1024**2
+# A .dockerignore is a handful of patterns; a bigger one is not read past this.
+MAX_DOCKERIGNORE_BYTES = 256 * 1024
+
+
+def _info(path: str, mtime: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(path)
+    info.mtime = mtime
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
+def has_file(tree: CommitTree, path: str) -> bool:
+    """Whether the commit has a file (or a symlink to one) at path."""
+    entry = tree.lookup(path)
+    return entry is not None and not entry.is_dir and not entry.is_submodule
+
+
+def write_context(tree: CommitTree, out: IO[bytes], *, dockerfile: str) -> int:
+    """Write the tar context of the tree to out; return the number of files written."""
+    ignore = DockerIgnore("")
+    entry = tree.lookup(".dockerignore")
+    # Only a regular file counts: a symlink's target would be read as patterns.
+    if entry is not None and not (entry.is_dir or entry.is_submodule or entry.is_symlink):
+        raw = tree.read(entry)[:MAX_DOCKERIGNORE_BYTES]
+        ignore = DockerIgnore(
+            raw.decode("utf-8", "replace"), always_keep=(dockerfile, ".dockerignore")
+        )
+    mtime = tree.commit_time
+    written_dirs: set[str] = set()
+    count = 0
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for entry in tree.walk():
+            if entry.is_dir or ignore.ignored(entry.path):
+                continue
+            if entry.is_submodule:
+                log.info("build context: skipping submodule %s", entry.path)
+                continue
+            _add_parents(tar, entry.path, written_dirs, mtime)
+            _add(tar, tree, entry, mtime)
+            count += 1
+    return count
+
+
+def _add_parents(tar: tarfile.TarFile, path: str, written: set[str], mtime: int) -> None:
+    parts = path.split("/")[:-1]
+    for i in range(len(parts)):
+        parent = "/".join(parts[: i + 1])
+        if parent in written:
+            continue
+        info = _info(parent, mtime)
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o755
+        tar.addfile(info)
+        written.add(parent)
+
+
+def _add(tar: tarfile.TarFile, tree: CommitTree, entry: Entry, mtime: int) -> None:
+    data = tree.read(entry)
+    info = _info(entry.path, mtime)
+    if entry.is_symlink:
+        info.type = tarfile.SYMTYPE
+        info.mode = 0o777
+        try:
+            info.linkname = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BuildError(
+                f"the symlink {entry.path} points to a name that is not UTF-8; "
+                "replace it with a regular file"
+            ) from None
+        tar.addfile(info)
+        return
+    info.mode = 0o755 if entry.is_executable else 0o644
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def spool_context(tree: CommitTree, *, dockerfile: str) -> IO[bytes]:
+    """The tree's build context as a tar file object positioned at its start; caller closes."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+    try:
+        count = write_context(tree, spool, dockerfile=dockerfile)
+    except BaseException:
+        spool.close()
+        raise
+    log.debug("build context: %d files, %d bytes", count, spool.tell())
+    spool.seek(0)
+    return spool

@@ -1,0 +1,13 @@
+"""The builder's errors: each message says what failed and what the user can do about it."""
+
+from __future__ import annotations
+
+from homeport.errors import StageError
+
+
+class BuildError(StageError):
+    """The image could not be built: no Dockerfile, a failing step, a timeout, no engine."""
+
+
+class RegistryError(StageError):
+    """The registry could not be reached or refused the push or a deletion."""

@@ -1,0 +1,140 @@
+"""Registry retention: the only module that talks to the registry's HTTP API.
+
+Deleting a manifest only unlinks it; the registry's garbage collector reclaims the layers
+(`docker-registry garbage-collect config.yml` with the registry stopped or read-only).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import urljoin
+
+import requests
+
+from homeport.builder.errors import RegistryError
+
+log = logging.getLogger(__name__)
+
+MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    )
+)
+# Seconds to wait for the registry on each request.
+TIMEOUT = 30
+# Tags listed per page, and pages followed: bounds a run against a registry that keeps
+# handing out Link headers.
+PAGE_SIZE = 1000
+MAX_PAGES = 100
+
+_LINK = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
+
+
+def _base(registry: str) -> str:
+    return registry if "://" in registry else f"http://{registry}"
+
+
+class _Registry:
+    def __init__(self, registry: str) -> None:
+        self.name = registry
+        self.base = _base(registry)
+        self.session = requests.Session()
+
+    def request(self, method: str, path: str, **kwargs: object) -> requests.Response:
+        url = path if "://" in path else urljoin(self.base + "/", path.lstrip("/"))
+        try:
+            return self.session.request(method, url, timeout=TIMEOUT, **kwargs)  # type: ignore[arg-type]
+        except requests.RequestException as exc:
+            raise RegistryError(
+                f"the registry {self.name} is unreachable ({exc}); start it or set "
+                "HOMEPORT_REGISTRY to a running registry"
+            ) from exc
+
+    def refused(self, what: str, response: requests.Response) -> RegistryError:
+        body = response.text.strip()[:300]
+        hint = "check its log and configuration"
+        if response.status_code == 405:
+            hint = "enable deletes in its configuration (storage: delete: enabled: true)"
+        elif response.status_code in (401, 403):
+            hint = "homeport needs a registry without authentication or with access to delete"
+        return RegistryError(
+            f"the registry {self.name} refused to {what} (HTTP {response.status_code} {body}); "
+            + hint
+        )
+
+
+def list_tags(registry: str, app: str) -> list[str]:
+    """Tags of repository <app>; an unknown repository has none."""
+    return _tags(_Registry(registry), app)
+
+
+def _tags(reg: _Registry, app: str) -> list[str]:
+    tags: list[str] = []
+    path: str | None = f"/v2/{app}/tags/list?n={PAGE_SIZE}"
+    for _ in range(MAX_PAGES):
+        if path is None:
+            break
+        response = reg.request("GET", path)
+        if response.status_code == 404:
+            return []
+        if response.status_code != 200:
+            raise reg.refused(f"list the tags of {app}", response)
+        tags.extend(response.json().get("tags") or [])
+        match = _LINK.search(response.headers.get("Link", ""))
+        path = match.group(1) if match else None
+    return tags
+
+
+def digest_of(registry: str, app: str, reference: str) -> str | None:
+    """The manifest digest a tag (or digest) of <app> points to, None if there is none."""
+    return _digest(_Registry(registry), app, reference)
+
+
+def _digest(reg: _Registry, app: str, reference: str) -> str | None:
+    response = reg.request(
+        "HEAD", f"/v2/{app}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}
+    )
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise reg.refused(f"describe {app}:{reference}", response)
+    digest = response.headers.get("Docker-Content-Digest")
+    if not digest:
+        raise RegistryError(
+            f"the registry {reg.name} gave no Docker-Content-Digest for {app}:{reference}; "
+            "use a registry that implements the Docker Registry HTTP API V2"
+        )
+    return digest
+
+
+def prune(registry: str, app: str, keep_digests: set[str]) -> list[str]:
+    """Delete every manifest of <app> not in keep_digests; return the deleted digests.
+
+    A manifest is deleted by digest, which removes every tag pointing to it; digests in
+    keep_digests are never deleted, whatever their tags.
+    """
+    reg = _Registry(registry)
+    try:
+        seen: dict[str, None] = {}
+        for tag in _tags(reg, app):
+            digest = _digest(reg, app, tag)
+            if digest is not None:
+                seen.setdefault(digest)
+        deleted: list[str] = []
+        for digest in seen:
+            if digest in keep_digests:
+                continue
+            response = reg.request("DELETE", f"/v2/{app}/manifests/{digest}")
+            if response.status_code in (200, 202, 404):
+                if response.status_code != 404:
+                    deleted.append(digest)
+                    log.info("registry %s: deleted %s@%s", registry, app, digest)
+                continue
+            raise reg.refused(f"delete {app}@{digest}", response)
+        return deleted
+    finally:
+        reg.session.close()

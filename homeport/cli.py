@@ -1,0 +1,166 @@
+"""The `homeport` command: run the server, and talk to its API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from homeport.config import Settings
+from homeport.errors import HomeportError
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+class ApiClient:
+    """A small client of the HTTP API (stdlib only, so the CLI starts fast)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.base = settings.public_url
+        self.token = settings.resolve_token() if not settings.token else settings.token
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method)  # noqa: S310
+        req.add_header("Authorization", f"Bearer {self.token}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            # HOMEPORT_URL is the user's own server, http(s) by construction.
+            with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310
+                raw = resp.read()
+                ctype = resp.headers.get("content-type", "")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace")
+            try:
+                detail = json.loads(detail).get("error", detail)
+            except (ValueError, AttributeError):
+                pass
+            raise HomeportError(f"{method} {path}: {exc.code} {detail}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise HomeportError(
+                f"cannot reach homeport at {self.base}: {exc}; set HOMEPORT_URL"
+            ) from None
+        if ctype.startswith("application/json"):
+            return json.loads(raw)
+        return raw.decode("utf-8", "replace")
+
+    def stream(self, path: str) -> None:
+        req = urllib.request.Request(self.base + path)  # noqa: S310
+        req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=3600) as resp:  # noqa: S310
+                for line in resp:
+                    sys.stdout.write(line.decode("utf-8", "replace"))
+                    sys.stdout.flush()
+        except urllib.error.HTTPError as exc:
+            raise HomeportError(f"GET {path}: {exc.code}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise HomeportError(f"cannot reach homeport at {self.base}: {exc}") from None
+
+
+def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    cells = [[str(r.get(c, "") if r.get(c) is not None else "") for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    for row in cells:
+        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="homeport", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run the receiver, workers and (by default) a private Redis")
+    sub.add_parser("serve", help="run only the receiver (HOMEPORT_REDIS_URL required)")
+    worker = sub.add_parser("worker", help="run one worker process")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
+    apps = sub.add_parser("apps", help="list apps")
+    apps.add_argument("--json", action="store_true")
+    jobs = sub.add_parser("jobs", help="list an app's deploy jobs")
+    jobs.add_argument("app")
+    jobs.add_argument("--json", action="store_true")
+    logs = sub.add_parser("logs", help="show a job's output (default: the newest job)")
+    logs.add_argument("app")
+    logs.add_argument("job", nargs="?")
+    logs.add_argument("-f", "--follow", action="store_true", help="follow until the job ends")
+    return parser
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "up":
+        from homeport.server import up
+
+        up(settings, settings.resolve_token(), _say)
+        return 0
+    if args.command == "serve":
+        from homeport.server import serve
+
+        if not settings.redis_url:
+            raise HomeportError("homeport serve needs HOMEPORT_REDIS_URL; or use homeport up")
+        serve(settings, settings.resolve_token())
+        return 0
+    if args.command == "worker":
+        from homeport.worker import run
+
+        run(settings, burst=args.burst, exit_with_parent=args.exit_with_parent)
+        return 0
+    client = ApiClient(settings)
+    if args.command == "apps":
+        data = client.request("GET", "/api/apps")
+        if args.json:
+            _say(json.dumps(data, indent=2))
+        else:
+            rows = [
+                {
+                    "app": a["name"],
+                    "last job": (a["last_job"] or {}).get("status", "-"),
+                    "commit": ((a["last_job"] or {}).get("commit") or "")[:12],
+                }
+                for a in data["apps"]
+            ]
+            _say(_table(rows, ["app", "last job", "commit"]))
+        return 0
+    if args.command == "jobs":
+        data = client.request("GET", f"/api/apps/{args.app}/jobs")
+        if args.json:
+            _say(json.dumps(data, indent=2))
+        else:
+            rows = [
+                {**j, "commit": j["commit"][:12], "reason": j["reason"][:60]} for j in data["jobs"]
+            ]
+            _say(_table(rows, ["id", "status", "commit", "source", "reason"]))
+        return 0
+    if args.command == "logs":
+        job = args.job
+        if job is None:
+            listed = client.request("GET", f"/api/apps/{args.app}/jobs")["jobs"]
+            if not listed:
+                raise HomeportError(f"app {args.app!r} has no jobs yet")
+            job = listed[0]["id"]
+        client.stream(f"/api/apps/{args.app}/jobs/{job}/log" + ("?follow=1" if args.follow else ""))
+        return 0
+    raise HomeportError(f"unknown command {args.command}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # dulwich logs every request at INFO; homeport's own lines are the useful ones.
+    logging.getLogger("dulwich").setLevel(logging.WARNING)
+    try:
+        settings = Settings.from_env()
+        return _run(args, settings)
+    except HomeportError as exc:
+        print(f"homeport: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,99 @@
+"""The durable record: one SQLite file in the data dir, shared by the receiver and workers.
+
+Redis only carries the queue; jobs and releases live here so that they survive a Redis
+restart and a reinstall of the cluster side.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    app TEXT NOT NULL,
+    kind TEXT NOT NULL,              -- deploy | rollback
+    ref TEXT NOT NULL,               -- refs/heads/main
+    commit_sha TEXT NOT NULL,
+    old_sha TEXT NOT NULL,
+    source TEXT NOT NULL,            -- push | github | gitea | gitlab | api
+    params TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL,            -- queued | running | succeeded | failed | superseded
+    reason TEXT NOT NULL DEFAULT '',
+    release INTEGER,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_app ON jobs (app, created_at);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY,             -- provider:delivery-id
+    job_id TEXT,
+    received_at REAL NOT NULL
+);
+"""
+
+
+def path_in(data_dir: Path) -> Path:
+    return data_dir / "homeport.db"
+
+
+_local = threading.local()
+
+
+def _connection(data_dir: Path) -> sqlite3.Connection:
+    # One long-lived connection per thread and database: opening and closing per request
+    # would checkpoint the WAL (an fsync) every time the last connection closes.
+    # A forked worker process must not use its parent's connections: start afresh.
+    if getattr(_local, "pid", None) != os.getpid():
+        _local.pid = os.getpid()
+        _local.conns = {}
+    cache: dict[Path, sqlite3.Connection] = _local.conns
+    conn = cache.get(data_dir)
+    if conn is None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path_in(data_dir), timeout=30, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        # WAL lets the API read while a worker writes; NORMAL sync survives a homeport
+        # crash, and only a power cut can lose the last transactions, never corrupt the file.
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        cache[data_dir] = conn
+    return conn
+
+
+@contextmanager
+def connect(data_dir: Path) -> Iterator[sqlite3.Connection]:
+    """The thread's connection; the outermost block is one transaction."""
+    conn = _connection(data_dir)
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def init(data_dir: Path) -> None:
+    """Create the tables; safe to call on every start."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path_in(data_dir), timeout=30)
+    try:
+        conn.executescript(SCHEMA)
+    finally:
+        conn.close()
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,297 @@
+"""homeport.toml: how an app is built and run, read from the pushed commit.
+
+Every table and key is optional; a repository without the file gets the defaults. Unknown
+tables and keys are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+from typing import Any
+
+from homeport.commits import CommitTree
+from homeport.errors import HomeportError
+
+FILENAME = "homeport.toml"
+# The file comes from a push and is parsed by a worker: bound what it can make us read.
+MAX_MANIFEST_BYTES = 64 * 1024
+MAX_ENTRIES = 200  # per [env] or [build] args table
+MAX_VALUE_CHARS = 32 * 1024
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$")
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_PATH_CHARS = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
+
+
+class ManifestError(HomeportError):
+    """homeport.toml is not valid TOML or holds a value homeport cannot use."""
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """[build]: how the image is built."""
+
+    dockerfile: str = "Dockerfile"
+    args: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """[run]: how the container runs."""
+
+    port: int = 8080
+    replicas: int = 1
+    memory: str | None = None
+    cpu: str | None = None
+
+
+@dataclass(frozen=True)
+class HealthcheckConfig:
+    """[healthcheck]: when a new release counts as ready."""
+
+    path: str | None = None
+    timeout: int = 60
+
+
+@dataclass(frozen=True)
+class IngressConfig:
+    """[ingress]: the host name the app is served on."""
+
+    host: str | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A parsed, validated homeport.toml."""
+
+    build: BuildConfig = field(default_factory=BuildConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    healthcheck: HealthcheckConfig = field(default_factory=HealthcheckConfig)
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    ingress: IngressConfig = field(default_factory=IngressConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready snapshot; from_dict() reads it back."""
+        return {
+            "build": {"dockerfile": self.build.dockerfile, "args": dict(self.build.args)},
+            "run": {
+                "port": self.run.port,
+                "replicas": self.run.replicas,
+                "memory": self.run.memory,
+                "cpu": self.run.cpu,
+            },
+            "healthcheck": {"path": self.healthcheck.path, "timeout": self.healthcheck.timeout},
+            "env": dict(self.env),
+            "ingress": {"host": self.ingress.host},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
+        """Read a to_dict() snapshot (None means unset), validating it like the file."""
+        return _manifest(_drop_none(data))
+
+
+def parse_manifest(text: str) -> Manifest:
+    """Parse and validate the text of a homeport.toml."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_MANIFEST_BYTES:
+        raise ManifestError(
+            f"{FILENAME} is larger than {MAX_MANIFEST_BYTES // 1024} KiB; keep it to the "
+            "settings homeport reads"
+        )
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        where = "" if "at line" in str(exc) else f" (line {text.count(chr(10)) + 1} is the last)"
+        raise ManifestError(f"{FILENAME} is not valid TOML: {exc}{where}; fix the syntax") from None
+    except (RecursionError, ValueError) as exc:
+        # Very deep nesting or integers past Python's digit limit.
+        raise ManifestError(f"{FILENAME} could not be read: {exc}; simplify it") from None
+    return _manifest(data)
+
+
+def read_manifest(repo_path: Path, commit: str) -> Manifest:
+    """The manifest in the commit's tree (defaults when it has no homeport.toml)."""
+    with CommitTree(repo_path, commit) as tree:
+        entry = tree.lookup(FILENAME)
+        if entry is None:
+            return Manifest()
+        if entry.is_dir or entry.is_symlink or entry.is_submodule:
+            raise ManifestError(f"{FILENAME} must be a regular file at the repository root")
+        raw = tree.read(entry)
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ManifestError(
+            f"{FILENAME} is larger than {MAX_MANIFEST_BYTES // 1024} KiB; keep it to the "
+            "settings homeport reads"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ManifestError(f"{FILENAME} is not UTF-8 text; save it as UTF-8") from None
+    return parse_manifest(text)
+
+
+# -- validation ------------------------------------------------------------------------------
+
+_Check = Callable[[str, Any], Any]
+
+
+def _show(value: Any) -> str:
+    """A value as it would be written in TOML, shortened for a message."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, dict):
+        text = "{...}"
+    elif isinstance(value, list):
+        text = "[...]"
+    else:
+        text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _refuse(key: str, value: Any, allowed: str) -> ManifestError:
+    return ManifestError(f"{FILENAME}: {key} = {_show(value)} is not allowed: {allowed}")
+
+
+def _int_between(low: int, high: int, what: str) -> _Check:
+    def check(key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise _refuse(key, value, f"use {what} between {low} and {high}")
+        return value
+
+    return check
+
+
+def _dockerfile(key: str, value: Any) -> str:
+    allowed = 'use a path inside the repository, e.g. "Dockerfile" or "docker/Dockerfile"'
+    if not isinstance(value, str) or not value or len(value) > 1024:
+        raise _refuse(key, value, allowed)
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or "\\" in value or "\0" in value:
+        raise _refuse(key, value, allowed)
+    if str(path) in (".", ""):
+        raise _refuse(key, value, allowed)
+    return str(path)
+
+
+def _quantity(pattern: re.Pattern[str], example: str, *, numbers: bool) -> _Check:
+    def check(key: str, value: Any) -> str:
+        allowed = f"use a Kubernetes quantity such as {example}"
+        if isinstance(value, bool):
+            raise _refuse(key, value, allowed)
+        if numbers and isinstance(value, int | float):
+            value = str(value)
+        if not isinstance(value, str) or not pattern.match(value) or len(value) > 32:
+            raise _refuse(key, value, allowed)
+        if float(re.sub(r"[A-Za-z]+$", "", value)) <= 0:
+            raise _refuse(key, value, allowed + " (more than zero)")
+        return value
+
+    return check
+
+
+def _health_path(key: str, value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 1024 or not _PATH_CHARS.match(value):
+        raise _refuse(key, value, 'use an HTTP path starting with "/", e.g. "/healthz"')
+    return value
+
+
+def _host(key: str, value: Any) -> str:
+    allowed = 'use a lower-case DNS name such as "blog.home.lan"'
+    if not isinstance(value, str) or not 0 < len(value) <= 253:
+        raise _refuse(key, value, allowed)
+    if not all(_LABEL.match(label) for label in value.split(".")):
+        raise _refuse(key, value, allowed)
+    return value
+
+
+def _string_table(what: str) -> _Check:
+    def check(key: str, value: Any) -> Mapping[str, str]:
+        if not isinstance(value, dict):
+            raise _refuse(key, value, f'use a table of {what}, e.g. {{ NAME = "value" }}')
+        if len(value) > MAX_ENTRIES:
+            raise _refuse(key, value, f"use at most {MAX_ENTRIES} {what}")
+        out: dict[str, str] = {}
+        for name, item in value.items():
+            if not _NAME.match(name):
+                raise ManifestError(
+                    f"{FILENAME}: {key}.{name} is not allowed: names use letters, digits and "
+                    "underscores and do not start with a digit, e.g. GREETING"
+                )
+            if isinstance(item, bool):
+                item = "true" if item else "false"
+            elif isinstance(item, int | float):
+                item = str(item)
+            if not isinstance(item, str) or len(item) > MAX_VALUE_CHARS or "\0" in item:
+                raise _refuse(f"{key}.{name}", item, 'use a string, e.g. "value"')
+            out[name] = item
+        return MappingProxyType(out)
+
+    return check
+
+
+_KEYS: dict[str, dict[str, _Check]] = {
+    "build": {"dockerfile": _dockerfile, "args": _string_table("build arguments")},
+    "run": {
+        "port": _int_between(1, 65535, "a port"),
+        "replicas": _int_between(0, 100, "a number of replicas"),
+        "memory": _quantity(_MEMORY, '"256Mi" or "1Gi"', numbers=False),
+        "cpu": _quantity(_CPU, '"500m" or "1"', numbers=True),
+    },
+    "healthcheck": {
+        "path": _health_path,
+        "timeout": _int_between(1, 3600, "a number of seconds"),
+    },
+    "ingress": {"host": _host},
+}
+_TABLES = ("build", "run", "healthcheck", "env", "ingress")
+
+
+def _section(name: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise _refuse(name, value, f"use a table [{name}]")
+    checks = _KEYS[name]
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if key not in checks:
+            raise ManifestError(
+                f"{FILENAME}: unknown key {name}.{key}; [{name}] takes " + ", ".join(checks)
+            )
+        out[key] = checks[key](f"{name}.{key}", item)
+    return out
+
+
+def _manifest(data: Mapping[str, Any]) -> Manifest:
+    for name in data:
+        if name not in _TABLES:
+            raise ManifestError(
+                f"{FILENAME}: unknown table [{name}]; use " + ", ".join(f"[{t}]" for t in _TABLES)
+            )
+    env = _string_table("environment variables")("env", data.get("env", {}))
+    return Manifest(
+        build=BuildConfig(**_section("build", data)),
+        run=RunConfig(**_section("run", data)),
+        healthcheck=HealthcheckConfig(**_section("healthcheck", data)),
+        env=env,
+        ingress=IngressConfig(**_section("ingress", data)),
+    )
+
+
+def _drop_none(data: Any) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        raise ManifestError(f"a manifest snapshot must be a mapping, not {type(data).__name__}")
+    return {
+        key: _drop_none(value) if isinstance(value, Mapping) else value
+        for key, value in data.items()
+        if value is not None
+    }

@@ -1,0 +1,112 @@
+"""The deploy job: the stages a push goes through, run by an rq worker.
+
+Queue tasks take plain ids so a job survives a worker restart and can be re-run by hand:
+`run_app("blog")` starts the app's newest queued job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from homeport import apps, joblog, jobs, queue, sources
+from homeport.builder.build import BuiltImage, build_and_push
+from homeport.config import Settings
+from homeport.errors import HomeportError
+from homeport.manifest import read_manifest
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_SOURCES = frozenset({"github", "gitea", "gitlab"})
+
+
+def run_app(app: str) -> None:
+    """rq task: run the app's newest queued job, then hand over to the next runner."""
+    settings = Settings.from_env()
+    conn = queue.connect(settings.queue_url)
+    try:
+        with queue.Heartbeat(conn, app):
+            job, superseded = queue.claim(settings, conn, app)
+            for old in superseded:
+                output_for(settings, old).write(
+                    f"-----> superseded by a newer push ({job.commit[:12] if job else '?'})"
+                )
+            if job is not None:
+                execute(settings, job)
+    finally:
+        queue.runner_done(settings, conn, app)
+
+
+def output_for(settings: Settings, job: jobs.Job) -> joblog.JobLog:
+    return joblog.JobLog(
+        joblog.log_path(settings.data_dir, job.app, job.id), joblog.Masker(settings.secrets())
+    )
+
+
+def execute(settings: Settings, job: jobs.Job) -> None:
+    """Run one job to its end; every outcome is recorded, nothing escapes as a traceback."""
+    out = output_for(settings, job)
+    started = time.monotonic()
+    try:
+        release = _stages(settings, job, out)
+    except HomeportError as exc:
+        out.write(f"-----> {job.app} deploy failed: {exc}")
+        jobs.finish(settings.data_dir, job.id, jobs.FAILED, str(exc))
+        return
+    except BaseException as exc:
+        # rq's timeout arrives as an exception; anything else is a bug, logged in full
+        # for the operator while the user reads one line.
+        if type(exc).__name__ == "JobTimeoutException":
+            reason = f"the job ran longer than {settings.job_timeout}s and was stopped"
+        else:
+            log.exception("job %s of %s crashed", job.id, job.app)
+            reason = f"internal error ({type(exc).__name__}); see the homeport worker log"
+        out.write(f"-----> {job.app} deploy failed: {reason}")
+        jobs.finish(settings.data_dir, job.id, jobs.FAILED, reason)
+        if not isinstance(exc, Exception):
+            raise
+        return
+    out.write(f"-----> done in {time.monotonic() - started:.1f}s")
+    jobs.finish(settings.data_dir, job.id, jobs.SUCCEEDED, "", release)
+
+
+def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None:
+    repo_path = apps.repo_path(settings.data_dir, job.app)
+    repo = apps.open_repo(settings.data_dir, job.app)
+    try:
+        if job.source in WEBHOOK_SOURCES:
+            url = str(job.params.get("clone_url", ""))
+            out.write(f"-----> Fetching {job.ref} from {url}")
+            sources.fetch_commit(repo, url, job.ref, job.commit, settings.allow_file_urls)
+        if not apps.has_commit(repo, job.commit):
+            raise HomeportError(f"commit {job.commit[:12]} is not in the repository of {job.app}")
+    finally:
+        repo.close()
+    manifest = read_manifest(repo_path, job.commit)
+    # App env values are secrets to the log, wherever a build step might echo them.
+    out.masker.add(manifest.env.values())
+    image = build_and_push(
+        repo_path=repo_path,
+        app=job.app,
+        commit=job.commit,
+        manifest=manifest,
+        registry=settings.registry,
+        build_memory=settings.build_memory,
+        timeout=settings.job_timeout,
+        emit=out,
+    )
+    release = _roll_out(settings, job, image, out)
+    # The deploy branch names the last commit that went live, whoever pushed it.
+    repo = apps.open_repo(settings.data_dir, job.app)
+    try:
+        apps.set_ref(repo, job.ref, job.commit)
+    finally:
+        repo.close()
+    return release
+
+
+def _roll_out(
+    settings: Settings, job: jobs.Job, image: BuiltImage, out: joblog.JobLog
+) -> int | None:
+    out.write(f"-----> Built {image.ref}; rollout is not implemented yet")
+    return None

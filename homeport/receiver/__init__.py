@@ -1,0 +1,1 @@
+"""The HTTP side: git smart-HTTP remote, webhooks and the API, in one starlette app."""

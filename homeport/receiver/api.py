@@ -1,0 +1,93 @@
+"""The JSON API under /api: apps, jobs and their logs. Every route needs the token."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from homeport import apps, joblog, jobs
+from homeport.errors import NotFound
+from homeport.receiver.auth import bearer_token, same
+from homeport.receiver.state import State
+
+
+def _state(request: Request) -> State:
+    state: State = request.app.state.homeport
+    return state
+
+
+def authorized(request: Request) -> bool:
+    state: State = request.scope["app"].state.homeport
+    return same(bearer_token(request.headers.get("authorization")), state.token)
+
+
+def unauthorized() -> JSONResponse:
+    return JSONResponse(
+        {"error": "wrong or missing token; send Authorization: Bearer <token>"},
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def _app_name(request: Request) -> str:
+    name: str = request.path_params["app"]
+    return apps.check_app_name(name)
+
+
+def _existing_app(request: Request) -> str:
+    name = _app_name(request)
+    if not apps.exists(_state(request).settings.data_dir, name):
+        raise NotFound(f"app {name!r} does not exist; push to it to create it")
+    return name
+
+
+async def list_apps(request: Request) -> Response:
+    data_dir = _state(request).settings.data_dir
+
+    def collect() -> list[dict[str, Any]]:
+        result = []
+        for name in apps.list_apps(data_dir):
+            recent = jobs.for_app(data_dir, name, limit=1)
+            result.append({"name": name, "last_job": recent[0].public() if recent else None})
+        return result
+
+    return JSONResponse({"apps": await asyncio.to_thread(collect)})
+
+
+async def list_jobs(request: Request) -> Response:
+    app = _existing_app(request)
+    data_dir = _state(request).settings.data_dir
+    found = await asyncio.to_thread(jobs.for_app, data_dir, app)
+    return JSONResponse({"jobs": [j.public() for j in found]})
+
+
+def _job(request: Request) -> jobs.Job:
+    app = _existing_app(request)
+    job = jobs.get(_state(request).settings.data_dir, request.path_params["job"])
+    if job.app != app:
+        raise NotFound(f"job {job.id!r} does not belong to {app!r}")
+    return job
+
+
+async def get_job(request: Request) -> Response:
+    return JSONResponse(_job(request).public())
+
+
+async def job_log(request: Request) -> Response:
+    job = _job(request)
+    data_dir = _state(request).settings.data_dir
+    path = joblog.log_path(data_dir, job.app, job.id)
+    follow = request.query_params.get("follow") in ("1", "true", "yes")
+
+    def ended() -> bool:
+        return (not follow) or jobs.is_ended(data_dir, job.id)
+
+    async def body() -> AsyncIterator[bytes]:
+        async for chunk in joblog.follow_async(path, ended):
+            yield chunk
+
+    return StreamingResponse(body(), media_type="text/plain; charset=utf-8")

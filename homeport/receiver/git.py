@@ -1,0 +1,107 @@
+"""The git remote: dulwich's smart-HTTP WSGI app behind token auth and app-name checks."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from a2wsgi import WSGIMiddleware
+from dulwich.errors import NotGitRepository
+from dulwich.repo import Repo
+from dulwich.server import DEFAULT_HANDLERS, Backend
+from dulwich.web import make_wsgi_chain
+from starlette.types import ASGIApp
+
+from homeport import apps
+from homeport.errors import NotFound
+from homeport.hooks.update import PushContext, handler_for
+from homeport.receiver.auth import basic_password, same
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+# /<app>.git/<rest>; anything else under /git is refused before dulwich sees it.
+_PATH = re.compile(r"^/([^/]*)\.git(/.*)?$")
+
+
+class AppBackend(Backend):
+    """Maps '/<app>.git' to the app's bare repository; nothing else is reachable."""
+
+    def __init__(self, settings_data_dir: Path) -> None:
+        super().__init__()
+        self.data_dir = settings_data_dir
+
+    def open_repository(self, path: str | bytes) -> Repo:
+        text = path.decode() if isinstance(path, bytes) else str(path)
+        name = text.strip("/").removesuffix(".git")
+        try:
+            return apps.open_repo(self.data_dir, name)
+        except (apps.AppNameError, NotFound) as exc:
+            raise NotGitRepository(str(exc)) from exc
+
+
+def _plain(start_response: StartResponse, status: str, text: str, **headers: str) -> list[bytes]:
+    body = (text.rstrip("\n") + "\n").encode()
+    start_response(
+        status,
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            *headers.items(),
+        ],
+    )
+    return [body]
+
+
+def git_app(context: PushContext, token: str) -> WSGIApp:
+    settings = context.settings
+    handlers: dict[bytes, Callable[..., Any]] = dict(DEFAULT_HANDLERS)
+    handlers[b"git-receive-pack"] = handler_for(context)
+    dulwich_app = make_wsgi_chain(AppBackend(settings.data_dir), handlers=handlers)
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if not same(basic_password(environ.get("HTTP_AUTHORIZATION")), token):
+            return _plain(
+                start_response,
+                "401 Unauthorized",
+                "homeport: wrong or missing token; use the token from `homeport up` as the "
+                "password (any user name)",
+                **{"WWW-Authenticate": 'Basic realm="homeport"'},
+            )
+        match = _PATH.match(environ.get("PATH_INFO", ""))
+        if not match:
+            return _plain(
+                start_response, "404 Not Found", "homeport: git remotes look like /git/<app>.git"
+            )
+        name = match.group(1)
+        try:
+            apps.check_app_name(name)
+        except apps.AppNameError as exc:
+            return _plain(start_response, "400 Bad Request", f"homeport: {exc}")
+        pushing = "git-receive-pack" in (
+            match.group(2) or ""
+        ) or "service=git-receive-pack" in environ.get("QUERY_STRING", "")
+        if not apps.exists(settings.data_dir, name):
+            if not pushing:
+                return _plain(
+                    start_response,
+                    "404 Not Found",
+                    f"homeport: app {name!r} does not exist; push to it to create it",
+                )
+            apps.create_repo(settings.data_dir, name, settings.deploy_branch)
+        # uvicorn has already decoded a chunked body; left in place, the header would make
+        # dulwich decode it a second time and fail on any push over git's 1 MiB postBuffer.
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        return dulwich_app(environ, start_response)
+
+    return app
+
+
+def asgi_git_app(context: PushContext, token: str) -> ASGIApp:
+    # Each push waiting for its deploy holds one thread; the API is async and unaffected.
+    wsgi: Any = git_app(context, token)
+    middleware: Any = WSGIMiddleware(wsgi, workers=context.settings.git_threads)
+    asgi: ASGIApp = middleware
+    return asgi

@@ -1,0 +1,32 @@
+"""What every request handler shares, and reading a body within a cap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from starlette.requests import Request
+
+from homeport.config import Settings
+
+
+@dataclass(frozen=True)
+class State:
+    settings: Settings
+    token: str
+    redis: redis.Redis
+
+
+async def read_capped(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it passes `limit` bytes (nothing more is read)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,60 @@
+"""Fixtures for builder tests: the real Docker engine, the local registry, the base image."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from homeport.builder import BuiltImage, build_and_push
+from homeport.builder.retention import prune
+from homeport.manifest import Manifest
+from tests.builder.support import BASE_IMAGE, REGISTRY, Build, Recorder
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD_MEMORY = 256 * 1024**2
+
+
+@pytest.fixture(scope="session")
+def services(docker_services: str) -> str:
+    """Docker engine and registry running, the local base image built; returns its tag."""
+    assert docker_services == BASE_IMAGE
+    return docker_services
+
+
+@pytest.fixture
+def app_name(services: str) -> Iterator[str]:
+    """A unique app name; its registry repository and local images are removed afterwards."""
+    name = "t" + uuid.uuid4().hex[:10]
+    yield name
+    prune(REGISTRY, name, set())
+    images = subprocess.run(
+        ["docker", "images", "-q", f"{REGISTRY}/{name}"], capture_output=True, text=True
+    ).stdout.split()
+    if images:
+        subprocess.run(["docker", "rmi", "-f", *set(images)], capture_output=True)
+
+
+@pytest.fixture
+def build(services: str) -> Build:
+    """build_and_push with the test registry and limits filled in."""
+
+    def run(repo: Path, app: str, commit: str, **overrides: Any) -> BuiltImage:
+        kwargs: dict[str, Any] = {
+            "repo_path": repo,
+            "app": app,
+            "commit": commit,
+            "manifest": Manifest(),
+            "registry": REGISTRY,
+            "build_memory": BUILD_MEMORY,
+            "timeout": 120.0,
+            "emit": Recorder(),
+        }
+        kwargs.update(overrides)
+        return build_and_push(**kwargs)
+
+    return run

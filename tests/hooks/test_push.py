@@ -1,0 +1,285 @@
+"""git push against a real receiver and real workers."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.gitwork import WorkTree
+from tests.support.servers import Homeport
+
+
+def _remote_head(hp: Homeport, app: str, ref: str = "refs/heads/main") -> str | None:
+    from dulwich.repo import Repo
+
+    path = hp.data_dir / "repos" / f"{app}.git"
+    if not path.exists():
+        return None
+    repo = Repo(str(path))
+    try:
+        return repo.refs[ref.encode()].decode()
+    except KeyError:
+        return None
+    finally:
+        repo.close()
+
+
+def test_first_push_creates_the_app_and_deploys(homeport: Homeport, work: WorkTree) -> None:
+    """The first push creates the app, streams the job's output and moves main."""
+    commit = work.commit("first", **{"index.html": "hello"})
+    result = work.push(homeport.remote("blog"))
+    assert result.returncode == 0, result.stderr
+    assert "remote: -----> Queued deploy" in result.stderr
+    assert f"remote: -----> Building blog@{commit[:7]}" in result.stderr
+    assert _remote_head(homeport, "blog") == commit
+    apps = homeport.api("GET", "/api/apps").json()["apps"]
+    assert [a["name"] for a in apps] == ["blog"]
+    jobs = homeport.api("GET", "/api/apps/blog/jobs").json()["jobs"]
+    assert [(j["commit"], j["status"], j["source"]) for j in jobs] == [
+        (commit, "succeeded", "push")
+    ]
+
+
+def test_clone_of_the_remote_works(homeport: Homeport, work: WorkTree, tmp_path: Path) -> None:
+    """upload-pack is served too: the same URL clones."""
+    commit = work.commit("first", **{"a.txt": "a"})
+    assert work.push(homeport.remote("blog")).returncode == 0
+    clone = subprocess.run(
+        ["git", "clone", "-q", homeport.remote("blog"), str(tmp_path / "clone")],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert clone.returncode == 0, clone.stderr
+    assert (tmp_path / "clone" / "a.txt").read_text() == "a"
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=tmp_path / "clone", capture_output=True, text=True
+    )
+    assert head.stdout.strip() == commit
+
+
+def test_wrong_token_is_refused_and_nothing_is_written(homeport: Homeport, work: WorkTree) -> None:
+    """A push with a wrong token fails with 401 and creates nothing."""
+    work.commit("first", **{"a.txt": "a"})
+    result = work.push(homeport.remote("blog", token="wrong"))
+    assert result.returncode != 0
+    assert "401" in result.stderr or "Authentication failed" in result.stderr
+    assert not (homeport.data_dir / "repos" / "blog.git").exists()
+    no_auth = httpx.get(homeport.url + "/git/blog.git/info/refs?service=git-receive-pack")
+    assert no_auth.status_code == 401
+
+
+def test_bad_app_names_are_refused_and_nothing_is_written(
+    homeport: Homeport, work: WorkTree
+) -> None:
+    """Upper case, dots and names over 40 characters are refused with a clear message."""
+    work.commit("first", **{"a.txt": "a"})
+    for name in ("Blog", "a" * 41, "my.app", "-blog"):
+        result = work.push(homeport.remote(name))
+        assert result.returncode != 0, name
+        assert "is not allowed" in result.stderr, result.stderr
+    repos = homeport.data_dir / "repos"
+    assert not repos.exists() or list(repos.iterdir()) == []
+
+
+def test_deleting_the_deploy_branch_is_refused(homeport: Homeport, work: WorkTree) -> None:
+    """A push deleting main is rejected with the reason and main stays."""
+    commit = work.commit("first", **{"a.txt": "a"})
+    assert work.push(homeport.remote("blog")).returncode == 0
+    result = work.push(homeport.remote("blog"), ":main")
+    assert result.returncode != 0
+    assert "deleting 'main' is not allowed" in result.stderr
+    assert _remote_head(homeport, "blog") == commit
+
+
+def test_other_branches_are_stored_not_deployed(homeport: Homeport, work: WorkTree) -> None:
+    """A push to another branch is stored and says it does not deploy."""
+    work.commit("first", **{"a.txt": "a"})
+    work.git("checkout", "-q", "-b", "feature")
+    commit = work.commit("feature", **{"b.txt": "b"})
+    result = work.push(homeport.remote("blog"), "feature")
+    assert result.returncode == 0, result.stderr
+    assert "remote: -----> stored feature; only pushes to 'main' deploy" in result.stderr
+    assert _remote_head(homeport, "blog", "refs/heads/feature") == commit
+    assert homeport.api("GET", "/api/apps/blog/jobs").json()["jobs"] == []
+
+
+def test_a_large_push_is_received(homeport: Homeport, work: WorkTree) -> None:
+    """A push over git's 1 MiB postBuffer (sent chunked) arrives whole."""
+    import os
+
+    work.write("blob.bin", os.urandom(5 * 1024 * 1024))
+    commit = work.commit("big")
+    result = work.push(homeport.remote("blog"))
+    assert result.returncode == 0, result.stderr
+    assert _remote_head(homeport, "blog") == commit
+
+
+def test_a_push_over_the_size_cap_is_refused(tmp_path: Path, redis_url: str) -> None:
+    """HOMEPORT_MAX_PUSH_BYTES bounds the pack a push may send; main does not move."""
+    import os
+
+    hp = Homeport(
+        data_dir=tmp_path / "data",
+        redis_url=redis_url,
+        extra_env={"HOMEPORT_MAX_PUSH_BYTES": "64k"},
+    ).start(workers=1)
+    try:
+        work = WorkTree(tmp_path / "work")
+        work.write("blob.bin", os.urandom(512 * 1024))
+        work.commit("big")
+        result = work.push(hp.remote("blog"))
+        assert result.returncode != 0
+        assert _remote_head(hp, "blog") is None
+    finally:
+        hp.stop()
+
+
+def test_a_newer_push_supersedes_a_queued_one(homeport: Homeport, work: WorkTree) -> None:
+    """With the app's queue waiting, the later commit deploys and the earlier is superseded."""
+    homeport.stop_workers()
+    remote = homeport.remote("blog")
+    first = work.commit("one", **{"a.txt": "1"})
+    git_env = {"GIT_TERMINAL_PROMPT": "0"}
+    push_one = subprocess.Popen(
+        ["git", "push", remote, f"{first}:refs/heads/main"],
+        cwd=work.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**__import__("os").environ, **git_env},
+    )
+    _wait_jobs(homeport, "blog", 1)
+    second = work.commit("two", **{"a.txt": "2"})
+    push_two = subprocess.Popen(
+        ["git", "push", "-f", remote, f"{second}:refs/heads/main"],
+        cwd=work.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**__import__("os").environ, **git_env},
+    )
+    _wait_jobs(homeport, "blog", 2)
+    homeport.start_workers(2)
+    _, err_one = push_one.communicate(timeout=60)
+    _, err_two = push_two.communicate(timeout=60)
+    assert push_two.returncode == 0, err_two
+    assert push_one.returncode != 0
+    assert f"deploy superseded: superseded by {second[:12]}" in err_one
+    jobs = homeport.api("GET", "/api/apps/blog/jobs").json()["jobs"]
+    assert [(j["commit"], j["status"]) for j in jobs] == [
+        (second, "succeeded"),
+        (first, "superseded"),
+    ]
+    assert _remote_head(homeport, "blog") == second
+
+
+def _wait_jobs(hp: Homeport, app: str, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        response = hp.api("GET", f"/api/apps/{app}/jobs")
+        if response.status_code == 200 and len(response.json()["jobs"]) >= count:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{app} never had {count} jobs")
+
+
+def _popen_push(work: WorkTree, remote: str, *refspecs: str) -> subprocess.Popen[str]:
+    import os
+
+    return subprocess.Popen(
+        ["git", "push", remote, *(refspecs or ("main",))],
+        cwd=work.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+    )
+
+
+SLOW_DOCKERFILE = """FROM homeport-base:busybox
+RUN echo step-one-{nonce}
+RUN sleep 2
+RUN echo step-three-{nonce}
+COPY . /www
+CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
+"""
+
+
+def test_failed_deploy_rejects_the_push_and_main_stays(homeport: Homeport, work: WorkTree) -> None:
+    """A failing RUN step: the push exits non-zero with the reason; main keeps the live commit."""
+    good = work.commit("good", **{"index.html": "v1"})
+    assert work.push(homeport.remote("blog")).returncode == 0
+    bad = work.commit("bad", Dockerfile="FROM homeport-base:busybox\nRUN exit 3\n")
+    result = work.push(homeport.remote("blog"))
+    assert result.returncode != 0
+    assert "! [remote rejected] main -> main (deploy failed:" in result.stderr
+    assert "exit" in result.stderr and "3" in result.stderr
+    assert _remote_head(homeport, "blog") == good
+    jobs = homeport.api("GET", "/api/apps/blog/jobs").json()["jobs"]
+    assert (jobs[0]["commit"], jobs[0]["status"]) == (bad, "failed")
+
+
+def test_broken_manifest_fails_before_any_build(homeport: Homeport, work: WorkTree) -> None:
+    """A bad homeport.toml names the key and fails the job before building."""
+    work.commit("bad", **{"homeport.toml": "[run]\nport = 99999\n"})
+    result = work.push(homeport.remote("blog"))
+    assert result.returncode != 0
+    assert "run.port" in result.stderr
+    assert "Building" not in result.stderr
+    assert _remote_head(homeport, "blog") is None
+
+
+def test_output_streams_while_the_job_runs(homeport: Homeport, work: WorkTree) -> None:
+    """Build lines reach the pushing client as they happen, not at the end."""
+    import uuid
+
+    nonce = uuid.uuid4().hex[:8]
+    work.commit("slow", Dockerfile=SLOW_DOCKERFILE.format(nonce=nonce))
+    seen: dict[str, float] = {}
+    start = time.monotonic()
+    with _popen_push(work, homeport.remote("blog")) as push:
+        assert push.stderr is not None
+        for line in push.stderr:
+            for marker in (f"step-one-{nonce}", f"step-three-{nonce}"):
+                if marker in line and marker not in seen:
+                    seen[marker] = time.monotonic() - start
+    assert push.returncode == 0
+    assert seen[f"step-three-{nonce}"] - seen[f"step-one-{nonce}"] >= 1.5
+
+
+def test_two_apps_deploy_in_parallel(homeport: Homeport, tmp_path: Path) -> None:
+    """Pushes to two apps run at the same time on two workers."""
+    import uuid
+
+    pushes = []
+    for app in ("alpha", "beta"):
+        work = WorkTree(tmp_path / app)
+        work.commit("slow", Dockerfile=SLOW_DOCKERFILE.format(nonce=uuid.uuid4().hex[:8]))
+        pushes.append(_popen_push(work, homeport.remote(app)))
+    for push in pushes:
+        _, err = push.communicate(timeout=120)
+        assert push.returncode == 0, err
+    a = homeport.api("GET", "/api/apps/alpha/jobs").json()["jobs"][0]
+    b = homeport.api("GET", "/api/apps/beta/jobs").json()["jobs"][0]
+    assert a["started_at"] < b["ended_at"] and b["started_at"] < a["ended_at"]
+
+
+def test_client_disconnect_leaves_the_deploy_running(homeport: Homeport, work: WorkTree) -> None:
+    """If the pushing client goes away, the job finishes and the worker moves main."""
+    import uuid
+
+    commit = work.commit("slow", Dockerfile=SLOW_DOCKERFILE.format(nonce=uuid.uuid4().hex[:8]))
+    with _popen_push(work, homeport.remote("blog")) as push:
+        assert push.stderr is not None
+        for line in push.stderr:
+            if "Queued deploy" in line:
+                break
+        push.kill()
+    _wait_jobs(homeport, "blog", 1)
+    job = homeport.api("GET", "/api/apps/blog/jobs").json()["jobs"][0]
+    assert homeport.wait_job("blog", job["id"])["status"] == "succeeded"
+    assert _remote_head(homeport, "blog") == commit

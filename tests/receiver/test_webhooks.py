@@ -1,0 +1,245 @@
+"""Webhooks against a real receiver: signatures, caps, dedup, and the fetch stage."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from homeport.receiver.webhooks import verify
+from tests.support.gitwork import WorkTree
+from tests.support.servers import WEBHOOK_SECRET, Homeport
+
+ZERO = "0" * 40
+
+
+def _sign(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _payload(
+    clone_url: str, after: str, ref: str = "refs/heads/main", name: str = "blog"
+) -> dict[str, Any]:
+    return {
+        "ref": ref,
+        "before": ZERO,
+        "after": after,
+        "repository": {"name": name, "clone_url": clone_url},
+    }
+
+
+def _github(
+    hp: Homeport,
+    body: bytes,
+    *,
+    delivery: str | None = "d-1",
+    event: str = "push",
+    signature: str | None = None,
+    query: str = "",
+) -> httpx.Response:
+    headers = {
+        "X-GitHub-Event": event,
+        "X-Hub-Signature-256": signature if signature is not None else _sign(body),
+        "Content-Type": "application/json",
+    }
+    if delivery:
+        headers["X-GitHub-Delivery"] = delivery
+    return httpx.post(hp.url + "/hooks/github" + query, content=body, headers=headers, timeout=30)
+
+
+def _jobs(hp: Homeport, app: str = "blog") -> list[dict[str, Any]]:
+    response = hp.api("GET", f"/api/apps/{app}/jobs")
+    if response.status_code == 404:
+        return []
+    jobs: list[dict[str, Any]] = response.json()["jobs"]
+    return jobs
+
+
+def _source(hp: Homeport, tmp_path: Path) -> tuple[str, str]:
+    """A repository served over HTTP on loopback (another homeport app) and its commit."""
+    work = WorkTree(tmp_path / "source")
+    commit = work.commit("first", **{"index.html": "from webhook"})
+    assert work.push(hp.remote("source")).returncode == 0
+    return hp.remote("source"), commit
+
+
+def test_github_documented_test_vector_verifies() -> None:
+    """The example from GitHub's docs verifies, and a changed body does not."""
+    secret = "It's a Secret to Everybody"
+    body = b"Hello, World!"
+    header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    assert verify("github", {"x-hub-signature-256": header}, body, secret)
+    assert not verify("github", {"x-hub-signature-256": header}, body + b" ", secret)
+
+
+def test_push_event_fetches_and_deploys(homeport: Homeport, tmp_path: Path) -> None:
+    """A signed push event queues a job that fetches the commit from the clone URL."""
+    clone_url, commit = _source(homeport, tmp_path)
+    body = json.dumps(_payload(clone_url, commit)).encode()
+    response = _github(homeport, body)
+    assert response.status_code == 202, response.text
+    job_id = response.json()["job"]
+    job = homeport.wait_job("blog", job_id)
+    assert job["status"] == "succeeded", job
+    log = homeport.api("GET", f"/api/apps/blog/jobs/{job_id}/log").text
+    assert "-----> Fetching refs/heads/main from" in log
+    # The token in the clone URL is a secret: masked in the output.
+    assert "test-token" not in log and "***" in log
+
+
+def test_same_delivery_enqueues_once(homeport: Homeport, tmp_path: Path) -> None:
+    """A redelivery answers duplicate; 20 concurrent copies make exactly one job."""
+    clone_url, commit = _source(homeport, tmp_path)
+    body = json.dumps(_payload(clone_url, commit)).encode()
+    answers: list[httpx.Response] = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(_github(homeport, body, delivery="same")))
+        for _ in range(20)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200] * 19 + [202]
+    assert all(a.json()["duplicate"] for a in answers if a.status_code == 200)
+    assert len(_jobs(homeport)) == 1
+
+
+def test_bad_signature_is_refused_and_nothing_is_queued(homeport: Homeport) -> None:
+    """Wrong HMAC, a sha1 header, upper-case hex and no header all get 401."""
+    body = json.dumps(_payload("http://127.0.0.1:1/x.git", "a" * 40)).encode()
+    good = _sign(body)
+    for signature in (
+        "sha256=" + "0" * 64,
+        "sha1=" + good[7:47],
+        good.upper(),
+        "",
+        "sha256=" + good[8:] + "0",
+    ):
+        response = _github(homeport, body, signature=signature)
+        assert response.status_code == 401, signature
+    # A body changed after signing does not verify either.
+    assert _github(homeport, body + b" ", signature=good).status_code == 401
+    assert _jobs(homeport) == []
+
+
+def test_oversized_body_gets_413(homeport: Homeport) -> None:
+    """A body over the 1 MiB default cap is refused before any other work."""
+    body = b"{" + b" " * (1024 * 1024 + 10) + b"}"
+    response = _github(homeport, body)
+    assert response.status_code == 413
+    chunked = httpx.post(
+        homeport.url + "/hooks/github",
+        content=iter([b"x" * 65536] * 20),
+        headers={"X-GitHub-Event": "push"},
+    )
+    assert chunked.status_code == 413
+
+
+def test_malformed_payloads_get_400(homeport: Homeport) -> None:
+    """Bad JSON, missing fields and wrong types are 400, not 500."""
+    bodies = [
+        b"{not json",
+        b"[]",
+        json.dumps({"ref": "refs/heads/main"}).encode(),
+        json.dumps({**_payload("http://h/x.git", "a" * 40), "ref": ["x"]}).encode(),
+        json.dumps({**_payload("http://h/x.git", "a" * 40), "after": "nothex"}).encode(),
+    ]
+    for body in bodies:
+        response = _github(homeport, body)
+        assert response.status_code == 400, body
+        assert response.json()["error"]
+    assert _jobs(homeport) == []
+
+
+def test_app_mapping_and_bad_names(homeport: Homeport) -> None:
+    """The repository name maps to the app unless ?app= says otherwise; bad names are 400."""
+    body = json.dumps(_payload("http://127.0.0.1:1/x.git", "a" * 40, name="my.site")).encode()
+    bad = _github(homeport, body)
+    assert bad.status_code == 400
+    assert "?app=NAME" in bad.json()["error"]
+    good = _github(homeport, body, query="?app=site")
+    assert good.status_code == 202
+    assert good.json()["app"] == "site"
+    assert _github(homeport, body, query="?app=../etc", delivery="d-2").status_code == 400
+
+
+def test_ping_other_events_and_branches(homeport: Homeport) -> None:
+    """ping is answered; other events and other branches enqueue nothing."""
+    body = json.dumps({"zen": "hi"}).encode()
+    assert _github(homeport, body, event="ping").json() == {"ok": True, "message": "pong"}
+    assert _github(homeport, body, event="issues", delivery="d-2").status_code == 202
+    other = json.dumps(_payload("http://h/x.git", "a" * 40, ref="refs/heads/dev")).encode()
+    response = _github(homeport, other, delivery="d-3")
+    assert response.status_code == 202 and "ignored" in response.json()
+    assert _jobs(homeport) == []
+
+
+def test_file_urls_are_refused_by_default(homeport: Homeport) -> None:
+    """A file:// clone URL would read local paths: refused unless allowed."""
+    body = json.dumps(_payload("file:///etc", "a" * 40)).encode()
+    response = _github(homeport, body)
+    assert response.status_code == 400
+    assert "HOMEPORT_ALLOW_FILE_URLS" in response.json()["error"]
+
+
+def test_gitea_and_gitlab(homeport: Homeport, tmp_path: Path) -> None:
+    """Gitea's bare-hex signature and GitLab's token header are checked."""
+    clone_url, commit = _source(homeport, tmp_path)
+    body = json.dumps(_payload(clone_url, commit)).encode()
+    sig = _sign(body)[7:]
+    gitea = {"X-Gitea-Event": "push", "X-Gitea-Delivery": "g-1"}
+    bad = httpx.post(
+        homeport.url + "/hooks/gitea",
+        content=body,
+        headers={**gitea, "X-Gitea-Signature": "0" * 64},
+    )
+    assert bad.status_code == 401
+    ok = httpx.post(
+        homeport.url + "/hooks/gitea", content=body, headers={**gitea, "X-Gitea-Signature": sig}
+    )
+    assert ok.status_code == 202, ok.text
+    gitlab_body = json.dumps(
+        {
+            "ref": "refs/heads/main",
+            "before": ZERO,
+            "after": commit,
+            "project": {"path": "notes", "git_http_url": clone_url},
+        }
+    ).encode()
+    gitlab = {"X-Gitlab-Event": "Push Hook", "Idempotency-Key": "k-1"}
+    assert (
+        httpx.post(
+            homeport.url + "/hooks/gitlab",
+            content=gitlab_body,
+            headers={**gitlab, "X-Gitlab-Token": "nope"},
+        ).status_code
+        == 401
+    )
+    ok = httpx.post(
+        homeport.url + "/hooks/gitlab",
+        content=gitlab_body,
+        headers={**gitlab, "X-Gitlab-Token": WEBHOOK_SECRET},
+    )
+    assert ok.status_code == 202, ok.text
+    assert homeport.wait_job("notes", ok.json()["job"])["status"] == "succeeded"
+
+
+def test_without_a_secret_every_delivery_is_refused(tmp_path: Path, redis_url: str) -> None:
+    """With no HOMEPORT_WEBHOOK_SECRET the hooks refuse and say how to set one."""
+    hp = Homeport(
+        data_dir=tmp_path / "d", redis_url=redis_url, extra_env={"HOMEPORT_WEBHOOK_SECRET": ""}
+    ).start(workers=0)
+    try:
+        body = json.dumps(_payload("http://h/x.git", "a" * 40)).encode()
+        response = _github(hp, body)
+        assert response.status_code == 403
+        assert "HOMEPORT_WEBHOOK_SECRET" in response.json()["error"]
+    finally:
+        hp.stop()

@@ -1,0 +1,224 @@
+"""homeport.toml parsing and validation."""
+
+from __future__ import annotations
+
+import json
+import math
+import string
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from homeport.errors import HomeportError
+from homeport.manifest import Manifest, ManifestError, parse_manifest, read_manifest
+from tests.conftest import GitApp
+
+FULL = """
+[build]
+dockerfile = "Dockerfile"
+args = { VERSION = "1" }
+[run]
+port = 8080
+replicas = 1
+memory = "256Mi"
+cpu = "500m"
+[healthcheck]
+path = "/healthz"
+timeout = 60
+[env]
+GREETING = "hello"
+[ingress]
+host = "blog.home.lan"
+"""
+
+
+def test_empty_file_gives_defaults() -> None:
+    """Every key is optional: an empty manifest is the defaults."""
+    manifest = parse_manifest("")
+    assert manifest == Manifest()
+    assert manifest.build.dockerfile == "Dockerfile"
+    assert dict(manifest.build.args) == {}
+    assert (manifest.run.port, manifest.run.replicas) == (8080, 1)
+    assert (manifest.run.memory, manifest.run.cpu) == (None, None)
+    assert (manifest.healthcheck.path, manifest.healthcheck.timeout) == (None, 60)
+    assert dict(manifest.env) == {}
+    assert manifest.ingress.host is None
+
+
+def test_full_file_is_read() -> None:
+    """Every documented key is read into the typed manifest."""
+    manifest = parse_manifest(FULL)
+    assert dict(manifest.build.args) == {"VERSION": "1"}
+    assert (manifest.run.memory, manifest.run.cpu) == ("256Mi", "500m")
+    assert manifest.healthcheck.path == "/healthz"
+    assert dict(manifest.env) == {"GREETING": "hello"}
+    assert manifest.ingress.host == "blog.home.lan"
+
+
+def test_manifest_is_frozen() -> None:
+    """A manifest cannot be changed after parsing, nor its tables."""
+    manifest = parse_manifest(FULL)
+    with pytest.raises(AttributeError):
+        manifest.run.port = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        manifest.env["X"] = "y"  # type: ignore[index]
+
+
+def test_snapshot_round_trips_through_json() -> None:
+    """to_dict() is JSON-ready and from_dict() reads it back equal."""
+    for manifest in (Manifest(), parse_manifest(FULL)):
+        snapshot = json.loads(json.dumps(manifest.to_dict()))
+        assert Manifest.from_dict(snapshot) == manifest
+
+
+def test_snapshot_is_validated() -> None:
+    """from_dict() refuses what the file would refuse."""
+    with pytest.raises(ManifestError, match=r"run\.port"):
+        Manifest.from_dict({"run": {"port": 0}})
+
+
+def test_numbers_in_env_and_args_become_strings() -> None:
+    """Environment values and build args written as numbers or booleans are kept as text."""
+    manifest = parse_manifest("[env]\nPORT = 3000\nDEBUG = true\n[build]\nargs = { N = 2 }")
+    assert dict(manifest.env) == {"PORT": "3000", "DEBUG": "true"}
+    assert dict(manifest.build.args) == {"N": "2"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[run]\nport = 99999",
+            "homeport.toml: run.port = 99999 is not allowed: use a port between 1 and 65535",
+        ),
+        ('[run]\nport = "80"', 'run.port = "80" is not allowed: use a port between 1 and 65535'),
+        ("[run]\nport = true", "run.port = true is not allowed: use a port"),
+        ("[run]\nreplicas = -1", "run.replicas = -1 is not allowed: use a number of replicas"),
+        ('[run]\nmemory = "lots"', 'run.memory = "lots" is not allowed: use a Kubernetes quantity'),
+        ("[run]\nmemory = 256", "run.memory = 256 is not allowed: use a Kubernetes quantity"),
+        ('[run]\ncpu = "fast"', 'run.cpu = "fast" is not allowed: use a Kubernetes quantity'),
+        ('[run]\ncpu = "0m"', 'run.cpu = "0m" is not allowed: use a Kubernetes quantity'),
+        ('[healthcheck]\npath = "healthz"', 'healthcheck.path = "healthz" is not allowed: use an'),
+        ("[healthcheck]\ntimeout = 0", "healthcheck.timeout = 0 is not allowed: use a number of"),
+        ('[build]\ndockerfile = "../Dockerfile"', 'build.dockerfile = "../Dockerfile" is not al'),
+        ('[build]\ndockerfile = "/Dockerfile"', 'build.dockerfile = "/Dockerfile" is not allowed'),
+        ('[build]\nargs = "x"', 'build.args = "x" is not allowed: use a table of build arg'),
+        ("[build]\nargs = { 1X = 'a' }", "build.args.1X is not allowed: names use letters"),
+        ("[env]\nX = [1]", "env.X = [...] is not allowed: use a string"),
+        ('[env]\n"A-B" = "x"', "env.A-B is not allowed: names use letters, digits"),
+        ('[ingress]\nhost = "Blog.Home"', 'ingress.host = "Blog.Home" is not allowed: use a lo'),
+        ('[ingress]\nhost = "a..b"', 'ingress.host = "a..b" is not allowed'),
+        ("run = 5", "homeport.toml: run = 5 is not allowed: use a table [run]"),
+        ("[deploy]\nx = 1", "homeport.toml: unknown table [deploy]; use [build], [run]"),
+        ("[run]\nprot = 80", "homeport.toml: unknown key run.prot; [run] takes port, replicas"),
+        ("top = 1", "homeport.toml: unknown table [top]"),
+    ],
+)
+def test_invalid_values_name_key_value_and_what_is_allowed(text: str, message: str) -> None:
+    """Each refusal names the key, the value and what is allowed."""
+    with pytest.raises(ManifestError) as failure:
+        parse_manifest(text)
+    assert message in str(failure.value)
+
+
+def test_syntax_error_names_the_line() -> None:
+    """A TOML syntax error says so and names the line."""
+    with pytest.raises(ManifestError, match=r"not valid TOML: .*line 3"):
+        parse_manifest("[run]\nport = 80\nreplicas = = 2\n")
+    with pytest.raises(ManifestError, match=r"not valid TOML: .*line 2"):
+        parse_manifest("[run]\nport =")
+
+
+def test_manifest_error_is_a_homeport_error() -> None:
+    """ManifestError belongs to the one error hierarchy."""
+    assert issubclass(ManifestError, HomeportError)
+
+
+def test_oversized_or_deep_files_are_refused() -> None:
+    """A huge file or absurd nesting is a ManifestError, not a crash."""
+    with pytest.raises(ManifestError, match="larger than"):
+        parse_manifest("# " + "x" * 100_000)
+    with pytest.raises(ManifestError):
+        parse_manifest("a = " + "[" * 5000 + "]" * 5000)
+
+
+def test_read_manifest_from_a_commit(git_app: GitApp) -> None:
+    """The file is read from the commit's tree; a commit without one gets the defaults."""
+    first = git_app.commit({"README": "x\n"})
+    second = git_app.commit({"homeport.toml": "[run]\nport = 3000\n"})
+    third = git_app.commit({"homeport.toml": "[run]\nport = 0\n"})
+    assert read_manifest(git_app.bare, first) == Manifest()
+    assert read_manifest(git_app.bare, second).run.port == 3000
+    with pytest.raises(ManifestError, match=r"run\.port = 0"):
+        read_manifest(git_app.bare, third)
+
+
+def test_read_manifest_refuses_non_utf8(git_app: GitApp, tmp_path: Path) -> None:
+    """A manifest that is not UTF-8 says so."""
+    commit = git_app.commit({"homeport.toml": b"\xff\xfe[run]"})
+    with pytest.raises(ManifestError, match="not UTF-8"):
+        read_manifest(git_app.bare, commit)
+
+
+def _toml_float(value: float) -> str:
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return repr(value)
+
+
+_keys = st.sampled_from(
+    [
+        "build",
+        "run",
+        "healthcheck",
+        "env",
+        "ingress",
+        "dockerfile",
+        "args",
+        "port",
+        "replicas",
+        "memory",
+        "cpu",
+        "path",
+        "timeout",
+        "host",
+        "GREETING",
+        "x",
+        "1a",
+        "a-b",
+    ]
+)
+_scalars = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1).map(str),
+    st.floats().map(_toml_float),
+    st.booleans().map(lambda b: "true" if b else "false"),
+    st.text(max_size=20).map(json.dumps),
+    st.just("1979-05-27T07:32:00Z"),
+    st.just("[1, 2]"),
+    st.just('{ A = "b" }'),
+)
+
+
+@st.composite
+def _documents(draw: st.DrawFn) -> str:
+    lines: list[str] = []
+    for _ in range(draw(st.integers(0, 8))):
+        if draw(st.booleans()):
+            lines.append(f"[{draw(_keys)}]")
+        lines.append(f"{draw(_keys)} = {draw(_scalars)}")
+    return "\n".join(lines)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_documents(), st.text(alphabet=string.printable + '[]="{}é\0', max_size=200)))
+def test_any_text_raises_only_manifest_error(text: str) -> None:
+    """Whatever the text, parsing returns a Manifest or raises ManifestError, nothing else."""
+    try:
+        manifest = parse_manifest(text)
+    except ManifestError:
+        return
+    assert Manifest.from_dict(json.loads(json.dumps(manifest.to_dict()))) == manifest

@@ -1,0 +1,77 @@
+"""`homeport up`: embedded Redis, workers, generated token, clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.gitwork import WorkTree
+from tests.support.servers import free_port
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Field 4 is the parent pid; the command name in field 2 may contain spaces.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_up_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
+    """up starts Redis and workers, takes a push with its generated token, and stops all."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
+    env.update(HOMEPORT_DATA_DIR=str(tmp_path / "data"), HOMEPORT_LISTEN=f"127.0.0.1:{port}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "homeport", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        token_file = tmp_path / "data" / "token"
+        assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+        token = token_file.read_text().strip()
+        work = WorkTree(tmp_path / "work")
+        work.commit("first", **{"a.txt": "a"})
+        result = work.push(f"http://git:{token}@127.0.0.1:{port}/git/blog.git")
+        assert result.returncode == 0, result.stderr
+        assert "-----> Building blog@" in result.stderr
+        children = _children(proc.pid)
+        assert len(children) == 3  # redis-server and two workers
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert "homeport is up on" in out
+    assert str(tmp_path / "data" / "token") in out
+    assert token not in out
+    assert not [pid for pid in children if _alive(pid)]
