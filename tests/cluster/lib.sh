@@ -7,6 +7,7 @@ K8S_BIN=$K8S_CACHE/$K8S_VERSION/bin
 K8S_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
 
 CLUSTER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck disable=SC2034 # used by the scripts that source this file
 REPO_ROOT=$(cd "$CLUSTER_DIR/../.." && pwd)
 STATE=${HOMEPORT_CLUSTER_STATE:-/var/lib/homeport-test/cluster}
 # Sockets and the runtime's state live apart from dockerd's /run/containerd.
@@ -51,7 +52,7 @@ build_components() {
   say "building Kubernetes v$K8S_VERSION (${K8S_COMPONENTS[*]}) into $K8S_BIN; the first build takes a while"
   local start=$SECONDS
   (
-    cd "$src"
+    cd "$src" || exit 1
     printf 'module homeport.test/k8s\n\ngo 1.24.0\n\ngodebug default=go1.24\n' >go.mod
     rm -f go.sum
     local gomod
@@ -191,7 +192,7 @@ teardown() {
 
   # Pod processes die first; then the runtime deletes its tasks (shims exit, mounts go).
   for _ in 1 2 3 4 5 6 7 8 9 10; do
-    pids=($(pod_pids))
+    mapfile -t pids < <(pod_pids)
     [ ${#pids[@]} -gt 0 ] || break
     kill -KILL "${pids[@]}" 2>/dev/null || true
     sleep 0.1
@@ -203,7 +204,7 @@ teardown() {
     done
     stop_pids 0 "$(daemon_pid containerd)"
   fi
-  pids=($(our_shims))
+  mapfile -t pids < <(our_shims)
   [ ${#pids[@]} -eq 0 ] || stop_pids 0 "${pids[@]}"
 
   # Mounts under our directories (rootfs, sandbox netns, secret volumes), deepest first.
@@ -214,7 +215,7 @@ teardown() {
   # Empty pod cgroups the kubelet made.
   local h
   for h in /sys/fs/cgroup/*/kubepods; do
-    [ -d "$h" ] && find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    if [ -d "$h" ]; then find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
   done
   find /var/log/containers -maxdepth 1 -lname "$STATE/*" -delete 2>/dev/null || true
   rm -rf "$PIDS" "$RUN"
@@ -257,7 +258,7 @@ make_pki() {
   rm -rf "$PKI"
   mkdir -p "$PKI"
   (
-    cd "$PKI"
+    cd "$PKI" || exit 1
     openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
       -subj /CN=homeport-test-ca 2>/dev/null
     openssl genrsa -out sa.key 2048 2>/dev/null
