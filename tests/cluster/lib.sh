@@ -212,6 +212,9 @@ teardown() {
   { awk '{print $5}' /proc/self/mountinfo | grep -E "^($STATE|$RUN)/" || true; } | sort -r |
     while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
   ip link del "$BRIDGE" 2>/dev/null || true
+  if command -v iptables >/dev/null; then
+    while iptables -D "${FORWARD_RULE[@]}" 2>/dev/null; do :; done
+  fi
   # Empty pod cgroups the kubelet made.
   local h
   for h in /sys/fs/cgroup/*/kubepods; do
@@ -441,8 +444,15 @@ PY
   echo "$tar"
 }
 
+# Bridged pod traffic passes the iptables FORWARD chain, whose policy dockerd sets to DROP: let
+# pods reach each other, and only each other, on our bridge.
+FORWARD_RULE=(FORWARD -i "$BRIDGE" -o "$BRIDGE" -m comment --comment homeport-test-cluster -j ACCEPT)
+
 make_bridge() {
   ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
   ip addr replace "$NODE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
   ip link set "$BRIDGE" up
+  if command -v iptables >/dev/null && ! iptables -C "${FORWARD_RULE[@]}" 2>/dev/null; then
+    iptables -I "${FORWARD_RULE[@]}"
+  fi
 }
