@@ -51,6 +51,22 @@ def test_image_pulled_by_digest_serves_through_service_proxy(kube, namespace, pu
     assert wait_for_page(kube, namespace, "web") == (200, page)
 
 
+def test_pods_reach_each_other_by_pod_ip(kube, namespace, push_image):
+    """A pod fetches a page from another pod's IP across the node's bridge."""
+    page = f"from the server pod {uuid.uuid4().hex}\n"
+    serve(kube, namespace, "server", push_image("cluster-server", {"www/index.html": page}))
+    (server,) = pods_of(kube, namespace, "server")
+
+    fetch = (
+        f'printf "GET / HTTP/1.0\\r\\n\\r\\n" | busybox nc {server.status.pod_ip} 8080'
+        " | sed '1,/^\\r$/d' > /www/index.html && exec httpd -f -p 8080 -h /www"
+    )
+    image = push_image("cluster-client", {"www/.keep": ""}, ["sh", "-c", fetch])
+    serve(kube, namespace, "client", image)
+
+    assert wait_for_page(kube, namespace, "client") == (200, page)
+
+
 def test_failing_readiness_probe_keeps_pod_unready_and_says_why(kube, namespace, push_image):
     """A pod whose readiness probe fails stays unready; its conditions and events say why."""
     image = push_image("cluster-unready", {"www/index.html": "up\n"})
