@@ -322,8 +322,7 @@ def follow(
                 raise RolloutError(progress.failure)
             if progress.ready != shown and progress.ready:
                 shown = progress.ready
-                noun = "pod" if progress.wanted == 1 else "pods"
-                emit(f"       {progress.ready} of {progress.wanted} new {noun} ready")
+                emit(f"       {progress.ready} of {progress.wanted} new pods ready")
             if progress.done:
                 return time.monotonic() - started
     finally:

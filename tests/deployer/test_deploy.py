@@ -80,7 +80,7 @@ def test_a_good_deploy_goes_live_and_serves(settings: Settings, apps: Apps) -> N
     assert _get(settings) == (200, "release one")
     assert _get(settings, "/env.txt") == (200, "hello")
     assert lines[0].startswith(f"-----> Rolling out {APP} v1 (127.0.0.1:5000/hp-web@sha256:")
-    assert "       1 of 1 new pod ready" in lines
+    assert "       1 of 1 new pods ready" in lines
     assert lines[-1] == f"-----> {APP} v1 is live"
     assert "hello" not in "\n".join(lines)  # env values are never printed
 
