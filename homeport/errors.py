@@ -1,14 +1,14 @@
 """The one error hierarchy; every error a user can meet is a HomeportError.
 
-    HomeportError
-    ├── ConfigError            bad HOMEPORT_* setting (config.py)
-    ├── AppNameError           app name is not a DNS-1123 label (apps.py)
-    ├── ManifestError          broken homeport.toml (manifest.py)
-    ├── StageError             a deploy stage failed; the job ends failed with its message
-    │   ├── BuildError         Dockerfile missing or failing, engine unreachable (builder/)
-    │   ├── RegistryError      registry unreachable or refusing the push (builder/)
-    │   └── RolloutError       the cluster refused or the release never became ready (deployer/)
-    └── NotFound               an app, job or release that does not exist
+HomeportError
+├── ConfigError            bad HOMEPORT_* setting (config.py)
+├── AppNameError           app name is not a DNS-1123 label (apps.py)
+├── ManifestError          broken homeport.toml (manifest.py)
+├── StageError             a deploy stage failed; the job ends failed with its message
+│   ├── BuildError         Dockerfile missing or failing, engine unreachable (builder/)
+│   ├── RegistryError      registry unreachable or refusing the push (builder/)
+│   └── RolloutError       the cluster refused or the release never became ready (deployer/)
+└── NotFound               an app, job or release that does not exist
 """
 
 from __future__ import annotations

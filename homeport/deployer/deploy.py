@@ -25,6 +25,9 @@ from homeport.releases import Release
 log = logging.getLogger(__name__)
 
 Emit = Callable[[str], None]
+# Seconds beyond twice its health timeout after which a `deploying` release is taken to belong
+# to a dead worker (API retries, image pulls and the rollback's own wait fit well inside).
+STALE_MARGIN = 300
 
 
 def _quiet(line: str) -> None:
@@ -138,6 +141,25 @@ def _fail(
     return RolloutError(f"{head}; rolled back to v{previous.version}")
 
 
+def _one_at_a_time(settings: Settings, app: str) -> None:
+    """Refuse to start while another rollout of the app runs; settle ones a dead worker left.
+
+    The queue runs one job per app; this guards the record against a second writer anyway.
+    """
+    stale = False
+    for other in releases.deploying(settings.data_dir, app):
+        age = time.time() - other.created_at
+        # The longest a live worker follows: the release, then a rollback, plus retries.
+        if age < 2 * spec_of(other).health_timeout + STALE_MARGIN:
+            raise RolloutError(
+                f"{app} v{other.version} is still rolling out (started {age:.0f}s ago); wait for"
+                " it to finish, then try again"
+            )
+        stale = True
+    if stale:
+        reconcile(settings, app)
+
+
 def _roll(
     kube: Kube,
     settings: Settings,
@@ -191,6 +213,7 @@ def deploy(
         registry.split(image_ref)
     except ValueError as exc:
         raise RolloutError(f"cannot deploy {app}: {exc}; the builder must push by digest") from exc
+    _one_at_a_time(settings, app)
     with Kube(settings) as kube:
         env = {**spec.env, **appconfig.read(kube, app), **secret_env}
         previous = releases.live(settings.data_dir, app)
@@ -219,6 +242,7 @@ def rollback(
     Default target: the newest release before the live one that was itself live. Raises NotFound
     for an unknown version and ReleaseUnavailable when its image or Secret is gone.
     """
+    _one_at_a_time(settings, app)
     if version is None:
         target = releases.rollback_target(settings.data_dir, app)
     else:

@@ -1,9 +1,9 @@
 """Errors the deployer raises (see homeport.errors for the whole tree).
 
-    StageError
-    └── RolloutError           the cluster refused or the release never became ready
-    HomeportError
-    └── ReleaseUnavailable     a rollback target whose image or Secret is gone (API: 409)
+StageError
+└── RolloutError           the cluster refused or the release never became ready
+HomeportError
+└── ReleaseUnavailable     a rollback target whose image or Secret is gone (API: 409)
 """
 
 from __future__ import annotations
