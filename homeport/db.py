@@ -37,6 +37,22 @@ CREATE TABLE IF NOT EXISTS deliveries (
     job_id TEXT,
     received_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS releases (
+    app TEXT NOT NULL,
+    version INTEGER NOT NULL,        -- per app, from 1
+    commit_sha TEXT NOT NULL,
+    image TEXT NOT NULL,             -- REGISTRY/REPO@sha256:...
+    config TEXT NOT NULL,            -- JSON: run settings, env names, Secret name; no env values
+    status TEXT NOT NULL,            -- deploying | live | failed | rolled_back | superseded
+    reason TEXT NOT NULL DEFAULT '',
+    rollback_of INTEGER,
+    job_id TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (app, version)
+);
+-- At most one live release per app, enforced by the database itself.
+CREATE UNIQUE INDEX IF NOT EXISTS releases_one_live ON releases (app) WHERE status = 'live';
 """
 
 

@@ -1,0 +1,91 @@
+"""App env secrets (`homeport config set|unset|show`), kept in the Secret `<app>-config`.
+
+They are read at deploy time and merged over the manifest's [env] into the release's immutable
+Secret. Values never leave this module except into that Secret: `show` masks them.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from homeport.config import Settings
+from homeport.deployer import objects
+from homeport.deployer.kube import Conflict, Kube
+
+MASK = "********"
+# Secrets hold at most 1 MiB; a config value is an env var, far below that.
+MAX_VALUE_BYTES = 64 * 1024
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TRIES = 5
+
+
+def _check(values: Mapping[str, str]) -> None:
+    for key, value in values.items():
+        if not _ENV_NAME.match(key):
+            raise ValueError(f"{key!r} is not an env variable name (letters, digits, _)")
+        if len(value.encode()) > MAX_VALUE_BYTES:
+            raise ValueError(f"the value of {key} is over {MAX_VALUE_BYTES // 1024} KiB")
+
+
+def read(kube: Kube, app: str) -> dict[str, str]:
+    """The app's config values (empty when none were ever set)."""
+    secret = kube.get("secrets", objects.config_secret_name(app))
+    return objects.secret_values(secret) if secret else {}
+
+
+def _change(kube: Kube, app: str, data: Mapping[str, str | None]) -> None:
+    name = objects.config_secret_name(app)
+    encoded = {
+        k: (base64.b64encode(v.encode()).decode() if v is not None else None)
+        for k, v in data.items()
+    }
+    for attempt in range(_TRIES):
+        current = kube.get("secrets", name)
+        if current is None:
+            body: dict[str, Any] = {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name, "labels": objects.labels(app)},
+                "type": "Opaque",
+                "data": {k: v for k, v in encoded.items() if v is not None},
+            }
+            if kube.create(body) is not None:
+                return
+        else:
+            # Optimistic concurrency: a 409 means someone else changed it; read again.
+            patch = {
+                "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
+                "data": encoded,
+            }
+            try:
+                kube.merge_patch("secrets", name, patch)
+                return
+            except Conflict:
+                if attempt == _TRIES - 1:
+                    raise
+
+
+def set_values(settings: Settings, app: str, values: Mapping[str, str]) -> list[str]:
+    """Set config values; returns the names now set."""
+    _check(values)
+    with Kube(settings) as kube:
+        kube.ensure_namespace()
+        _change(kube, app, dict(values))
+        return sorted(read(kube, app))
+
+
+def unset(settings: Settings, app: str, keys: Iterable[str]) -> list[str]:
+    """Remove config values; returns the names still set."""
+    with Kube(settings) as kube:
+        if kube.get("secrets", objects.config_secret_name(app)) is not None:
+            _change(kube, app, {k: None for k in keys})
+        return sorted(read(kube, app))
+
+
+def show(settings: Settings, app: str) -> dict[str, str]:
+    """Config names with masked values."""
+    with Kube(settings) as kube:
+        return {key: MASK for key in sorted(read(kube, app))}

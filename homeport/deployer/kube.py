@@ -1,0 +1,440 @@
+"""The Kubernetes adapter: the only module that imports `kubernetes`.
+
+The client library loads credentials (kubeconfig or in-cluster) and owns the HTTP pool; requests
+are plain JSON dicts, as the objects module builds them. Errors become RolloutError with a message
+that names the server, the object and what to check. Transient trouble is retried with backoff:
+an API server restarting mid-rollout (connection errors, 5xx, 429), a 409 conflict on apply
+(re-applied), and an expired watch (410: re-listed, then watched again).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import urllib3
+from kubernetes import client as _client
+from kubernetes import config as _config
+
+from homeport.config import Settings
+from homeport.deployer.errors import RolloutError
+from homeport.deployer.objects import MANAGER
+
+log = logging.getLogger(__name__)
+# The client library is only partly typed; it is used through these two names alone.
+k8s_client: Any = _client
+k8s_config: Any = _config
+
+# How long a transient failure (API server restart, overload) is retried before giving up;
+# a k3s server restart takes 10-30 s on a small box.
+RETRY_FOR = 45.0
+RETRY_FIRST = 0.2
+RETRY_MAX = 3.0
+REQUEST_TIMEOUT = (5.0, 30.0)
+# Server-side length of one watch request; the watch is renewed from its resourceVersion.
+WATCH_SECONDS = 60
+APPLY_CONFLICT_TRIES = 5
+
+_CORE = "/api/v1"
+_PATHS = {
+    "namespaces": "/api/v1/namespaces",
+    "secrets": _CORE + "/namespaces/{ns}/secrets",
+    "services": _CORE + "/namespaces/{ns}/services",
+    "pods": _CORE + "/namespaces/{ns}/pods",
+    "events": _CORE + "/namespaces/{ns}/events",
+    "deployments": "/apis/apps/v1/namespaces/{ns}/deployments",
+    "replicasets": "/apis/apps/v1/namespaces/{ns}/replicasets",
+    "ingresses": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
+}
+_KINDS = {
+    "Namespace": "namespaces",
+    "Secret": "secrets",
+    "Service": "services",
+    "Deployment": "deployments",
+    "Ingress": "ingresses",
+}
+_VERBS = {"GET": "read", "POST": "create", "PATCH": "change", "PUT": "replace", "DELETE": "delete"}
+
+
+class ApiError(RolloutError):
+    """The API server answered with an error status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Conflict(ApiError):
+    """409: the object exists, or changed since it was read."""
+
+
+class Gone(ApiError):
+    """410: a watch's resourceVersion is too old."""
+
+
+@dataclass
+class WatchEvent:
+    """A watch event; `SYNC` carries a full (re)list in `items`."""
+
+    type: str
+    obj: dict[str, Any] = field(default_factory=dict)
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _status_message(body: bytes) -> str:
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return body[:200].decode(errors="replace").strip()
+    if isinstance(data, dict) and data.get("message"):
+        return str(data["message"])
+    return body[:200].decode(errors="replace").strip()
+
+
+class Kube:
+    """A connection to one cluster, scoped to Settings.namespace."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.namespace = settings.namespace
+        self._kubeconfig = settings.kubeconfig
+        cfg = k8s_client.Configuration()
+        try:
+            if settings.kubeconfig:
+                k8s_config.load_kube_config(
+                    config_file=settings.kubeconfig, client_configuration=cfg
+                )
+            else:
+                try:
+                    k8s_config.load_incluster_config(client_configuration=cfg)
+                except k8s_config.ConfigException:
+                    # $KUBECONFIG, else ~/.kube/config (the client library's own default).
+                    k8s_config.load_kube_config(client_configuration=cfg)
+        except (k8s_config.ConfigException, OSError, ValueError) as exc:
+            where = settings.kubeconfig or "in-cluster service account or ~/.kube/config"
+            raise RolloutError(
+                f"cannot load Kubernetes credentials from {where}: {exc}; set"
+                " HOMEPORT_KUBECONFIG to a readable kubeconfig or run homeport inside the cluster"
+            ) from exc
+        self.server: str = cfg.host
+        self._api: Any = k8s_client.ApiClient(cfg)
+
+    def close(self) -> None:
+        self._api.close()
+
+    def __enter__(self) -> Kube:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- paths -----------------------------------------------------------------------------
+
+    def path(self, kind: str, name: str | None = None) -> str:
+        """API path of a collection (`deployments`) or one object in the namespace."""
+        base = _PATHS[kind].format(ns=quote(self.namespace, safe=""))
+        return base + ("/" + quote(name, safe="") if name else "")
+
+    def _unreachable(self, exc: Exception) -> RolloutError:
+        where = f"HOMEPORT_KUBECONFIG={self._kubeconfig}" if self._kubeconfig else "the kubeconfig"
+        return RolloutError(
+            f"cannot reach the Kubernetes API server at {self.server} for {RETRY_FOR:.0f} s"
+            f" ({type(exc).__name__}: {exc}); check that the cluster is running"
+            f" (`kubectl get nodes`) and that {where} points at it"
+        )
+
+    def _error(self, method: str, path: str, status: int, body: bytes) -> ApiError:
+        message = _status_message(body)
+        what = f"{_VERBS.get(method, method)} {path}"
+        if status == 401:
+            return ApiError(
+                f"the Kubernetes API server at {self.server} refused homeport's credentials"
+                f" (401 Unauthorized); renew the kubeconfig's user or the service account token",
+                status,
+            )
+        if status == 403:
+            return ApiError(
+                f"homeport may not {what}: {message}; apply deploy/rbac.yaml to namespace"
+                f" '{self.namespace}' or use a kubeconfig with that permission",
+                status,
+            )
+        if status == 409:
+            return Conflict(f"conflict on {what}: {message}", status)
+        if status == 410:
+            return Gone(f"{what}: {message}", status)
+        if status in (400, 422):
+            return ApiError(f"the cluster rejected {what}: {message}", status)
+        return ApiError(f"the Kubernetes API server answered {status} to {what}: {message}", status)
+
+    # -- requests --------------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | int] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float | tuple[float, float] = REQUEST_TIMEOUT,
+    ) -> Any:
+        """One HTTP call, retried while the server is unreachable or answers 5xx/429."""
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        m, url, hdrs, data, post = self._api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list((query or {}).items()),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        deadline = time.monotonic() + RETRY_FOR
+        pause = RETRY_FIRST
+        while True:
+            try:
+                resp = self._api.call_api(m, url, hdrs, data, post, _request_timeout=timeout)
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if time.monotonic() + pause > deadline:
+                    raise self._unreachable(exc) from exc
+                log.warning("kubernetes %s %s: %s; retrying in %.1fs", method, path, exc, pause)
+            else:
+                status = int(resp.status)
+                if status < 500 and status != 429:
+                    return resp
+                if time.monotonic() + pause > deadline:
+                    return resp
+                resp.read()
+                log.warning("kubernetes %s %s: %s; retrying in %.1fs", method, path, status, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, RETRY_MAX)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | int] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        """A JSON request; non-2xx answers raise ApiError (Conflict, Gone) with a clear message."""
+        resp = self._send(method, path, query=query, body=body, content_type=content_type)
+        raw: bytes = resp.read() or b""
+        if not 200 <= resp.status < 300:
+            raise self._error(method, path, int(resp.status), raw)
+        result = json.loads(raw) if raw else {}
+        return result if isinstance(result, dict) else {}
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            return self.request("GET", self.path(kind, name))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list(
+        self, kind: str, *, selector: str | None = None, fields: str | None = None
+    ) -> dict[str, Any]:
+        query: dict[str, str | int] = {}
+        if selector:
+            query["labelSelector"] = selector
+        if fields:
+            query["fieldSelector"] = fields
+        return self.request("GET", self.path(kind), query=query)
+
+    def create(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Create the object in the namespace; None when it already exists."""
+        kind = _KINDS[obj["kind"]]
+        try:
+            return self.request("POST", self.path(kind), body=obj)
+        except Conflict:
+            return None
+
+    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply with field manager `homeport`; creates or updates, idempotent."""
+        kind = _KINDS[obj["kind"]]
+        name = obj["metadata"]["name"]
+        path = self.path(kind, name)
+        query: dict[str, str | int] = {"fieldManager": MANAGER, "force": "true"}
+        for attempt in range(APPLY_CONFLICT_TRIES):
+            try:
+                return self.request(
+                    "PATCH",
+                    path,
+                    query=query,
+                    body=obj,
+                    content_type="application/apply-patch+yaml",
+                )
+            except Conflict:
+                # Someone changed the object between our read and write: apply again.
+                if attempt == APPLY_CONFLICT_TRIES - 1:
+                    raise
+                time.sleep(RETRY_FIRST * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def merge_patch(self, kind: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """JSON merge patch; put metadata.resourceVersion in it for optimistic concurrency."""
+        return self.request(
+            "PATCH", self.path(kind, name), body=patch, content_type="application/merge-patch+json"
+        )
+
+    def delete(self, kind: str, name: str) -> bool:
+        """Delete the object; False when it was already gone."""
+        try:
+            self.request("DELETE", self.path(kind, name))
+        except ApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def ensure_namespace(self) -> None:
+        """Create the apps namespace if missing; a Forbidden create is fine if it exists."""
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
+        try:
+            self.request("POST", _PATHS["namespaces"], body=body)
+        except Conflict:
+            return
+        except ApiError as exc:
+            if exc.status != 403:
+                raise
+            # A namespaced service account may not create (or even read) namespaces; the
+            # namespace then has to exist already, and the next namespaced call will say if not.
+            log.info("may not create namespace %s; assuming it exists", self.namespace)
+
+    def proxy_get(self, service: str, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+        """GET through the API server's service proxy, without retries: (status, body)."""
+        url_path = (self.path("services", f"{service}:80") + "/proxy/" + path.lstrip("/")).replace(
+            "%3A", ":"
+        )
+        m, url, hdrs, data, post = self._api.param_serialize(
+            method="GET", resource_path=url_path, header_params={}, auth_settings=["BearerToken"]
+        )
+        try:
+            resp = self._api.call_api(m, url, hdrs, data, post, _request_timeout=timeout)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            return 0, str(exc).encode()
+        return int(resp.status), resp.read() or b""
+
+    # -- watches ---------------------------------------------------------------------------
+
+    def watch(
+        self,
+        kind: str,
+        stop: threading.Event,
+        *,
+        selector: str | None = None,
+        fields: str | None = None,
+    ) -> Iterator[WatchEvent]:
+        """List, then watch for changes until `stop` is set.
+
+        Yields a SYNC event with the full list first and after every re-list (a 410 Gone means
+        our resourceVersion expired), then ADDED/MODIFIED/DELETED events. Dropped connections
+        and server-side timeouts are resumed from the last resourceVersion seen.
+        """
+        resume: str | None = None
+        pause = RETRY_FIRST
+        while not stop.is_set():
+            if resume is None:
+                listed = self.list(kind, selector=selector, fields=fields)
+                resume = str(listed.get("metadata", {}).get("resourceVersion") or "")
+                yield WatchEvent("SYNC", items=list(listed.get("items") or []))
+            query: dict[str, str | int] = {
+                "watch": "1",
+                "resourceVersion": resume,
+                "allowWatchBookmarks": "true",
+                "timeoutSeconds": WATCH_SECONDS,
+            }
+            if selector:
+                query["labelSelector"] = selector
+            if fields:
+                query["fieldSelector"] = fields
+            try:
+                resp = self._send(
+                    "GET", self.path(kind), query=query, timeout=(5.0, WATCH_SECONDS + 15)
+                )
+                if resp.status == 410:
+                    resume = None
+                    continue
+                if not 200 <= resp.status < 300:
+                    raise self._error("GET", self.path(kind), int(resp.status), resp.read())
+                raw = resp.response
+                with _ClosingOn(stop, raw):
+                    for event in _lines(raw):
+                        if stop.is_set():
+                            return
+                        etype = event.get("type", "")
+                        obj = event.get("object") or {}
+                        if etype == "ERROR":
+                            if obj.get("code") == 410:
+                                resume = None
+                                break
+                            raise self._error(
+                                "GET",
+                                self.path(kind),
+                                int(obj.get("code") or 500),
+                                json.dumps(obj).encode(),
+                            )
+                        version = obj.get("metadata", {}).get("resourceVersion")
+                        if version:
+                            resume = str(version)
+                        if etype != "BOOKMARK":
+                            yield WatchEvent(etype, obj=obj)
+                pause = RETRY_FIRST
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if stop.is_set():
+                    return
+                log.warning("watch on %s interrupted (%s); resuming", kind, exc)
+                stop.wait(pause)
+                pause = min(pause * 2, RETRY_MAX)
+
+
+class _ClosingOn:
+    """Shut a streaming response down as soon as `stop` is set, so a watch ends promptly."""
+
+    def __init__(self, stop: threading.Event, resp: Any) -> None:
+        self._stop = stop
+        self._resp = resp
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            if self._stop.wait(0.2):
+                try:
+                    self._resp.shutdown()
+                except Exception:  # noqa: S110 - best effort on a dying connection
+                    pass
+                return
+
+    def __enter__(self) -> _ClosingOn:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        try:
+            self._resp.release_conn()
+        except Exception:  # noqa: S110 - best effort on a dying connection
+            pass
+
+
+def _lines(resp: Any) -> Iterator[dict[str, Any]]:
+    buffer = b""
+    for chunk in resp.stream(amt=None, decode_content=False):
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if line.strip():
+                yield json.loads(line)
+    if buffer.strip():
+        yield json.loads(buffer)

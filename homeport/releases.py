@@ -1,0 +1,215 @@
+"""The release record: every rollout attempt of an app, numbered v1, v2, ... per app.
+
+Kept in the SQLite file of homeport/db.py, not in Redis or in the cluster: it must survive a
+Redis restart, a worker being killed and a reinstall of the cluster, and it is what a rollback
+reads to find an earlier image digest and configuration. SQLite gives transactions, so allocating
+the next version and keeping at most one `live` release per app (a partial unique index) cannot
+race between two workers. Env values are never stored here: they live in the release's
+immutable Secret, and the record keeps only the Secret's name and the env names.
+
+Statuses:
+    deploying    the rollout is in progress (reconcile() settles one left by a dead worker)
+    live         what the cluster serves; at most one per app
+    failed       never became ready; reason says why
+    rolled_back  was live, then replaced by a rollback
+    superseded   was live and a newer release went live (or it never started)
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from homeport import db
+from homeport.errors import NotFound
+
+Status = Literal["deploying", "live", "failed", "rolled_back", "superseded"]
+STATUSES: tuple[Status, ...] = ("deploying", "live", "failed", "rolled_back", "superseded")
+# Statuses of releases that once served traffic, i.e. fit rollback targets.
+WAS_LIVE: tuple[Status, ...] = ("live", "rolled_back", "superseded")
+
+
+@dataclass(frozen=True)
+class Release:
+    """One numbered release of an app."""
+
+    app: str
+    version: int
+    commit: str
+    image: str
+    config: dict[str, Any]
+    status: Status
+    reason: str
+    created_at: float
+    updated_at: float
+    rollback_of: int | None = None
+    job_id: str | None = None
+
+    @property
+    def digest(self) -> str:
+        """`sha256:...` part of the image reference."""
+        return self.image.rpartition("@")[2]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the API."""
+        return {
+            "app": self.app,
+            "version": self.version,
+            "commit": self.commit,
+            "image": self.image,
+            "config": self.config,
+            "status": self.status,
+            "reason": self.reason,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "rollback_of": self.rollback_of,
+            "job_id": self.job_id,
+        }
+
+
+def _row(row: sqlite3.Row) -> Release:
+    return Release(
+        app=row["app"],
+        version=row["version"],
+        commit=row["commit_sha"],
+        image=row["image"],
+        config=json.loads(row["config"]),
+        status=row["status"],
+        reason=row["reason"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        rollback_of=row["rollback_of"],
+        job_id=row["job_id"],
+    )
+
+
+def create(
+    data_dir: Path,
+    *,
+    app: str,
+    commit: str,
+    image: str,
+    config: dict[str, Any],
+    job_id: str | None = None,
+    rollback_of: int | None = None,
+) -> Release:
+    """Record a new `deploying` release with the next version number of the app."""
+    db.init(data_dir)
+    now = db.now()
+    with db.connect(data_dir) as conn:
+        (last,) = conn.execute(
+            "SELECT COALESCE(MAX(version), 0) FROM releases WHERE app = ?", (app,)
+        ).fetchone()
+        version = int(last) + 1
+        conn.execute(
+            "INSERT INTO releases (app, version, commit_sha, image, config, status, reason,"
+            " rollback_of, job_id, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, 'deploying', '', ?, ?, ?, ?)",
+            (app, version, commit, image, json.dumps(config), rollback_of, job_id, now, now),
+        )
+    return get(data_dir, app, version)
+
+
+def get(data_dir: Path, app: str, version: int) -> Release:
+    """The release, or NotFound naming what exists."""
+    db.init(data_dir)
+    with db.connect(data_dir) as conn:
+        row = conn.execute(
+            "SELECT * FROM releases WHERE app = ? AND version = ?", (app, version)
+        ).fetchone()
+        if row is None:
+            (last,) = conn.execute(
+                "SELECT MAX(version) FROM releases WHERE app = ?", (app,)
+            ).fetchone()
+    if row is None:
+        known = f"its releases are v1 to v{last}" if last else "it has no releases yet"
+        raise NotFound(f"app '{app}' has no release v{version}; {known} (see `homeport releases`)")
+    return _row(row)
+
+
+def history(data_dir: Path, app: str, limit: int | None = None) -> list[Release]:
+    """Releases of the app, newest first."""
+    db.init(data_dir)
+    query = "SELECT * FROM releases WHERE app = ? ORDER BY version DESC"
+    params: tuple[Any, ...] = (app,)
+    if limit is not None:
+        query += " LIMIT ?"
+        params = (app, limit)
+    with db.connect(data_dir) as conn:
+        return [_row(r) for r in conn.execute(query, params).fetchall()]
+
+
+def live(data_dir: Path, app: str) -> Release | None:
+    """The release the app serves, if any."""
+    db.init(data_dir)
+    with db.connect(data_dir) as conn:
+        row = conn.execute(
+            "SELECT * FROM releases WHERE app = ? AND status = 'live'", (app,)
+        ).fetchone()
+    return _row(row) if row else None
+
+
+def deploying(data_dir: Path, app: str | None = None) -> list[Release]:
+    """Releases still marked `deploying`, oldest first."""
+    db.init(data_dir)
+    query = "SELECT * FROM releases WHERE status = 'deploying'"
+    params: tuple[Any, ...] = ()
+    if app is not None:
+        query += " AND app = ?"
+        params = (app,)
+    with db.connect(data_dir) as conn:
+        return [_row(r) for r in conn.execute(query + " ORDER BY created_at", params).fetchall()]
+
+
+def mark_live(data_dir: Path, app: str, version: int, *, replaced: Status = "superseded") -> None:
+    """Make the release live; the one live before it becomes `replaced` in the same transaction."""
+    if replaced not in ("superseded", "rolled_back"):
+        raise ValueError(
+            f"a replaced live release becomes superseded or rolled_back, not {replaced}"
+        )
+    now = db.now()
+    with db.connect(data_dir) as conn:
+        conn.execute(
+            "UPDATE releases SET status = ?, updated_at = ?"
+            " WHERE app = ? AND status = 'live' AND version != ?",
+            (replaced, now, app, version),
+        )
+        conn.execute(
+            "UPDATE releases SET status = 'live', reason = '', updated_at = ?"
+            " WHERE app = ? AND version = ?",
+            (now, app, version),
+        )
+
+
+def mark(data_dir: Path, app: str, version: int, status: Status, reason: str = "") -> None:
+    """Set a release's status (use mark_live to make one live)."""
+    if status == "live":
+        raise ValueError("use mark_live, which also retires the previous live release")
+    with db.connect(data_dir) as conn:
+        conn.execute(
+            "UPDATE releases SET status = ?, reason = ?, updated_at = ?"
+            " WHERE app = ? AND version = ?",
+            (status, reason, db.now(), app, version),
+        )
+
+
+def rollback_target(data_dir: Path, app: str) -> Release:
+    """The default rollback target: the newest release before the live one that was itself live."""
+    current = live(data_dir, app)
+    placeholders = ",".join("?" for _ in WAS_LIVE[1:])
+    query = f"SELECT * FROM releases WHERE app = ? AND status IN ({placeholders})"  # noqa: S608
+    params: list[Any] = [app, *WAS_LIVE[1:]]
+    if current is not None:
+        query += " AND version < ?"
+        params.append(current.version)
+    with db.connect(data_dir) as conn:
+        row = conn.execute(query + " ORDER BY version DESC LIMIT 1", params).fetchone()
+    if row is None:
+        raise NotFound(
+            f"app '{app}' has no earlier release that was live to roll back to;"
+            " name a version with `homeport rollback APP VERSION`"
+        )
+    return _row(row)

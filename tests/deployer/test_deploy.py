@@ -1,0 +1,236 @@
+"""Deploys, failed rollouts and rollbacks on the real test cluster."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+from homeport import releases
+from homeport.config import Settings
+from homeport.deployer import appconfig, deploy, objects
+from homeport.deployer.errors import ReleaseUnavailable, RolloutError
+from homeport.deployer.kube import Kube
+from homeport.deployer.spec import RunSpec
+from homeport.errors import NotFound
+from tests.deployer.conftest import Apps
+from tests.deployer.images import MISSING
+
+APP = "web"
+HEALTHY = RunSpec(health_path="/healthz", health_timeout=60, env={"GREETING": "hello"})
+
+
+def _get(settings: Settings, path: str = "/") -> tuple[int, str]:
+    with Kube(settings) as kube:
+        status, body = kube.proxy_get(APP, path)
+    return status, body.decode(errors="replace").strip()
+
+
+def _deploy(
+    settings: Settings, image: str, spec: RunSpec = HEALTHY, lines: list[str] | None = None
+) -> releases.Release:
+    return deploy.deploy(
+        settings,
+        app=APP,
+        commit="0" * 40,
+        image_ref=image,
+        spec=spec,
+        secret_env={},
+        job_id=None,
+        emit=(lines.append if lines is not None else print),
+    )
+
+
+class Poller:
+    """Requests the app through its Service over and over, recording every answer."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.answers: list[tuple[int, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with Kube(self.settings) as kube:
+            # Bounded: at most ~10 requests a second, ending when the test says so or at 5 min.
+            deadline = time.monotonic() + 300
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                status, body = kube.proxy_get(APP, "/")
+                self.answers.append((status, body.decode(errors="replace").strip()))
+                self._stop.wait(0.1)
+
+    def __enter__(self) -> Poller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+@pytest.mark.cluster
+def test_a_good_deploy_goes_live_and_serves(settings: Settings, apps: Apps) -> None:
+    """A healthy image becomes live and answers through its Service."""
+    lines: list[str] = []
+    release = _deploy(settings, apps.one, lines=lines)
+    assert release.version == 1
+    assert release.status == "live"
+    assert _get(settings) == (200, "release one")
+    assert _get(settings, "/env.txt") == (200, "hello")
+    assert lines[0].startswith(f"-----> Rolling out {APP} v1 (127.0.0.1:5000/hp-web@sha256:")
+    assert "       1 of 1 new pods ready" in lines
+    assert lines[-1] == f"-----> {APP} v1 is live"
+    assert "hello" not in "\n".join(lines)  # env values are never printed
+
+
+@pytest.mark.cluster
+def test_failing_readiness_rolls_back_and_old_release_keeps_serving(
+    settings: Settings, apps: Apps
+) -> None:
+    """A release whose health check 404s is rolled back; every request meanwhile got v1."""
+    _deploy(settings, apps.one)
+    with Poller(settings) as poller, pytest.raises(RolloutError) as failure:
+        _deploy(settings, apps.no_health, replace(HEALTHY, health_timeout=15))
+    message = str(failure.value)
+    assert message.startswith(f"{APP} v2 failed: readiness probe failed: HTTP 404 on /healthz (")
+    assert message.endswith("; rolled back to v1")
+    assert len(poller.answers) > 20
+    assert set(poller.answers) == {(200, "release one")}
+    assert releases.get(settings.data_dir, APP, 2).status == "failed"
+    assert "HTTP 404" in releases.get(settings.data_dir, APP, 2).reason
+    assert releases.get(settings.data_dir, APP, 1).status == "live"
+    assert _get(settings) == (200, "release one")
+
+
+@pytest.mark.cluster
+def test_crash_loop_is_rolled_back_long_before_the_timeout(settings: Settings, apps: Apps) -> None:
+    """A crash-looping release is detected by its pod state, not by waiting out the timeout."""
+    _deploy(settings, apps.one)
+    timeout = 180
+    started = time.monotonic()
+    with pytest.raises(RolloutError, match=r"exited with code 1 and is crash-looping") as failure:
+        _deploy(settings, apps.crash, replace(HEALTHY, health_timeout=timeout))
+    elapsed = time.monotonic() - started
+    assert elapsed < timeout / 3, f"took {elapsed:.0f}s"
+    assert str(failure.value).endswith("; rolled back to v1")
+    assert _get(settings) == (200, "release one")
+
+
+@pytest.mark.cluster
+def test_unpullable_image_is_rolled_back(settings: Settings, apps: Apps) -> None:
+    """An image the registry does not have fails fast, naming the image."""
+    _deploy(settings, apps.one)
+    with pytest.raises(RolloutError, match=rf"image {MISSING} cannot be pulled: ") as failure:
+        _deploy(settings, MISSING, replace(HEALTHY, health_timeout=120))
+    assert str(failure.value).endswith("; rolled back to v1")
+    assert _get(settings) == (200, "release one")
+
+
+@pytest.mark.cluster
+def test_first_release_failing_is_left_failed_with_a_clear_message(
+    settings: Settings, apps: Apps
+) -> None:
+    """With nothing to roll back to, the failure says so and the release is failed."""
+    with pytest.raises(RolloutError, match="no earlier release to roll back to"):
+        _deploy(settings, apps.crash)
+    assert releases.get(settings.data_dir, APP, 1).status == "failed"
+    assert releases.live(settings.data_dir, APP) is None
+
+
+@pytest.mark.cluster
+def test_rollback_restores_code_and_config_of_an_old_release(
+    settings: Settings, apps: Apps
+) -> None:
+    """Rolling back to v1 serves v1's page and v1's env, as a new release; retention prunes."""
+    for image, greeting in ((apps.one, "one"), (apps.two, "two"), (apps.three, "three")):
+        _deploy(settings, image, replace(HEALTHY, env={"GREETING": greeting}))
+    assert _get(settings, "/env.txt") == (200, "three")
+    lines: list[str] = []
+    back = deploy.rollback(settings, app=APP, version=1, job_id="job-9", emit=lines.append)
+    assert (back.version, back.rollback_of, back.status, back.job_id) == (4, 1, "live", "job-9")
+    assert back.image == apps.one
+    assert _get(settings) == (200, "release one")
+    assert _get(settings, "/env.txt") == (200, "one")
+    assert releases.get(settings.data_dir, APP, 3).status == "rolled_back"
+    assert lines[0].startswith(f"-----> Rolling back {APP} to v1 as v4 (")
+    # Default target: the release before the live one that was itself live.
+    again = deploy.rollback(settings, app=APP, version=None, job_id=None, emit=lines.append)
+    assert again.rollback_of == 3
+    assert _get(settings, "/env.txt") == (200, "three")
+
+    kept = deploy.keep_digests(replace(settings, keep_releases=1), APP)
+    assert kept == {apps.three.rpartition("@")[2]}
+    with Kube(settings) as kube:
+        assert kube.get("secrets", "web-v3") is not None  # the running release's Secret
+        assert kube.get("secrets", "web-v2") is None
+        assert kube.get("secrets", "web-v1") is None
+    with pytest.raises(ReleaseUnavailable, match="Secret web-v1 was deleted"):
+        deploy.rollback(settings, app=APP, version=1, job_id=None, emit=print)
+
+
+@pytest.mark.cluster
+def test_rollback_of_an_unknown_version_is_not_found(settings: Settings, apps: Apps) -> None:
+    """Naming a release that never existed raises NotFound."""
+    _deploy(settings, apps.one)
+    with pytest.raises(NotFound, match="has no release v7"):
+        deploy.rollback(settings, app=APP, version=7, job_id=None, emit=print)
+
+
+@pytest.mark.cluster
+def test_rollback_to_an_image_gone_from_the_registry_is_refused(
+    settings: Settings, apps: Apps
+) -> None:
+    """A release whose image was pruned cannot be rolled back to, and nothing changes."""
+    _deploy(settings, apps.one)
+    _deploy(settings, apps.two)
+    with releases.db.connect(settings.data_dir) as conn:
+        conn.execute("UPDATE releases SET image = ? WHERE version = 1", (MISSING,))
+    with pytest.raises(ReleaseUnavailable, match="no longer in the registry"):
+        deploy.rollback(settings, app=APP, version=1, job_id=None, emit=print)
+    assert releases.live(settings.data_dir, APP) is not None
+    assert len(releases.history(settings.data_dir, APP)) == 2
+
+
+@pytest.mark.cluster
+def test_reconcile_settles_a_release_left_deploying(settings: Settings, apps: Apps) -> None:
+    """A rollout whose worker died is marked live from what the cluster runs."""
+    _deploy(settings, apps.one)
+    stuck = releases.create(
+        settings.data_dir,
+        app=APP,
+        commit="1" * 40,
+        image=apps.two,
+        config=deploy.snapshot(HEALTHY, HEALTHY.env),
+    )
+    never = releases.create(
+        settings.data_dir,
+        app=APP,
+        commit="2" * 40,
+        image=apps.three,
+        config=deploy.snapshot(HEALTHY, HEALTHY.env),
+    )
+    with Kube(settings) as kube:  # what the dead worker got done before it died
+        kube.create(objects.release_secret(APP, stuck.version, HEALTHY.env))
+        kube.apply(objects.deployment(APP, stuck.version, apps.two, HEALTHY, "web-v2"))
+    settled = deploy.reconcile(settings, APP)
+    assert {(r.version, r.status) for r in settled} == {(2, "live"), (3, "superseded")}
+    assert releases.get(settings.data_dir, APP, 1).status == "superseded"
+    assert releases.deploying(settings.data_dir) == []
+    assert never.version == 3
+    assert _get(settings) == (200, "release two")
+
+
+@pytest.mark.cluster
+def test_app_config_overrides_manifest_env_and_is_masked(settings: Settings, apps: Apps) -> None:
+    """`config set` values override [env] in the next release; show never reveals them."""
+    appconfig.set_values(settings, APP, {"GREETING": "from config", "TOKEN": "s3cret"})
+    assert appconfig.show(settings, APP) == {"GREETING": "********", "TOKEN": "********"}
+    lines: list[str] = []
+    _deploy(settings, apps.one, lines=lines)
+    assert _get(settings, "/env.txt") == (200, "from config")
+    assert "s3cret" not in "\n".join(lines)
+    assert appconfig.unset(settings, APP, ["GREETING"]) == ["TOKEN"]
+    _deploy(settings, apps.one)
+    assert _get(settings, "/env.txt") == (200, "hello")

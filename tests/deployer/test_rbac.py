@@ -1,0 +1,76 @@
+"""deploy/rbac.yaml grants the deployer what it needs and nothing more."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from homeport.config import Settings
+from tests.deployer.images import REPO_ROOT
+
+SA = "system:serviceaccount:homeport:homeport"
+
+
+def _kubectl(
+    kubeconfig: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def _can(kubeconfig: Path, namespace: str, verb: str, resource: str) -> bool:
+    out = _kubectl(kubeconfig, "auth", "can-i", verb, resource, f"--as={SA}", "-n", namespace)
+    assert out.stdout.strip() in ("yes", "no"), out.stderr
+    return out.stdout.strip() == "yes"
+
+
+@pytest.mark.cluster
+def test_service_account_has_least_privilege(settings: Settings, cluster: Path) -> None:
+    """The deployer's account can roll out in its namespace only, and cannot read all Secrets."""
+    ns = settings.namespace
+    manifest = (REPO_ROOT / "deploy" / "rbac.yaml").read_text().replace("homeport-apps", ns)
+    made_home = _kubectl(cluster, "create", "namespace", "homeport").returncode == 0
+    try:
+        assert _kubectl(cluster, "create", "namespace", ns).returncode == 0
+        applied = _kubectl(cluster, "apply", "-f", "-", stdin=manifest)
+        assert applied.returncode == 0, applied.stderr
+        allowed = [
+            ("patch", "deployments.apps"),
+            ("watch", "deployments.apps"),
+            ("create", "deployments.apps"),
+            ("list", "replicasets.apps"),
+            ("watch", "pods"),
+            ("get", "pods/log"),
+            ("list", "events"),
+            ("create", "secrets"),
+            ("get", "secrets"),
+            ("delete", "secrets"),
+            ("patch", "services"),
+            ("create", "ingresses.networking.k8s.io"),
+        ]
+        denied = [
+            ("list", "secrets"),
+            ("watch", "secrets"),
+            ("create", "pods"),
+            ("create", "pods/exec"),
+            ("delete", "deployments.apps"),
+            ("create", "serviceaccounts/token"),
+            ("create", "rolebindings.rbac.authorization.k8s.io"),
+            ("patch", "namespaces"),
+        ]
+        assert [(v, r) for v, r in allowed if not _can(cluster, ns, v, r)] == []
+        assert [(v, r) for v, r in denied if _can(cluster, ns, v, r)] == []
+        for other in ("default", "kube-system"):
+            assert not _can(cluster, other, "patch", "deployments.apps")
+            assert not _can(cluster, other, "get", "secrets")
+    finally:
+        if made_home:
+            _kubectl(cluster, "delete", "namespace", "homeport", "--wait=false")
