@@ -10,10 +10,14 @@ import logging
 import time
 
 from homeport import apps, joblog, jobs, queue, sources
+from homeport.builder import retention
 from homeport.builder.build import BuiltImage, build_and_push
 from homeport.config import Settings
+from homeport.deployer import deploy as deployer
+from homeport.deployer.errors import RolloutError
+from homeport.deployer.spec import RunSpec
 from homeport.errors import HomeportError
-from homeport.manifest import read_manifest
+from homeport.manifest import Manifest, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +54,10 @@ def execute(settings: Settings, job: jobs.Job) -> None:
     try:
         release = _stages(settings, job, out)
     except HomeportError as exc:
-        out.write(f"-----> {job.app} deploy failed: {exc}")
+        # A failed rollout already says "blog v4 failed: ...; rolled back to v3".
+        out.write(
+            f"-----> {exc}" if isinstance(exc, RolloutError) else f"-----> {job.app} failed: {exc}"
+        )
         jobs.finish(settings.data_dir, job.id, jobs.FAILED, str(exc))
         return
     except BaseException as exc:
@@ -61,7 +68,7 @@ def execute(settings: Settings, job: jobs.Job) -> None:
         else:
             log.exception("job %s of %s crashed", job.id, job.app)
             reason = f"internal error ({type(exc).__name__}); see the homeport worker log"
-        out.write(f"-----> {job.app} deploy failed: {reason}")
+        out.write(f"-----> {job.app} failed: {reason}")
         jobs.finish(settings.data_dir, job.id, jobs.FAILED, reason)
         if not isinstance(exc, Exception):
             raise
@@ -71,6 +78,20 @@ def execute(settings: Settings, job: jobs.Job) -> None:
 
 
 def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None:
+    # This is the app's only running job: a release still `deploying` was left by a worker
+    # that died; settle it by what the cluster runs before starting another.
+    deployer.reconcile(settings, job.app)
+    if job.kind == "rollback":
+        version = job.params.get("version")
+        rolled = deployer.rollback(
+            settings,
+            app=job.app,
+            version=int(version) if version is not None else None,
+            job_id=job.id,
+            emit=out,
+        )
+        _keep_releases(settings, job.app, out)
+        return rolled.version
     repo_path = apps.repo_path(settings.data_dir, job.app)
     repo = apps.open_repo(settings.data_dir, job.app)
     try:
@@ -95,18 +116,53 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
         timeout=settings.job_timeout,
         emit=out,
     )
-    release = _roll_out(settings, job, image, out)
+    version = _roll_out(settings, job, manifest, image, out)
     # The deploy branch names the last commit that went live, whoever pushed it.
     repo = apps.open_repo(settings.data_dir, job.app)
     try:
         apps.set_ref(repo, job.ref, job.commit)
     finally:
         repo.close()
-    return release
+    return version
 
 
 def _roll_out(
-    settings: Settings, job: jobs.Job, image: BuiltImage, out: joblog.JobLog
-) -> int | None:
-    out.write(f"-----> Built {image.ref}; rollout is not implemented yet")
-    return None
+    settings: Settings, job: jobs.Job, manifest: Manifest, image: BuiltImage, out: joblog.JobLog
+) -> int:
+    spec = RunSpec(
+        port=manifest.run.port,
+        replicas=manifest.run.replicas,
+        memory=manifest.run.memory,
+        cpu=manifest.run.cpu,
+        health_path=manifest.healthcheck.path,
+        health_timeout=manifest.healthcheck.timeout,
+        env=dict(manifest.env),
+        ingress_host=manifest.ingress.host,
+    )
+    release = deployer.deploy(
+        settings,
+        app=job.app,
+        commit=job.commit,
+        image_ref=image.ref,
+        spec=spec,
+        secret_env={},
+        job_id=job.id,
+        emit=out,
+    )
+    if spec.ingress_host:
+        out.write(f"       http://{spec.ingress_host}/")
+    _keep_releases(settings, job.app, out)
+    return release.version
+
+
+def _keep_releases(settings: Settings, app: str, out: joblog.JobLog) -> None:
+    """Drop images and Secrets of releases outside retention; never fails the deploy."""
+    try:
+        keep = deployer.keep_digests(settings, app)
+        removed = retention.prune(settings.registry, app, keep)
+    except HomeportError as exc:
+        log.warning("retention of %s skipped: %s", app, exc)
+        out.write(f"       (old images were not cleaned up: {exc})")
+        return
+    if removed:
+        out.write(f"       removed {len(removed)} image(s) of releases no longer kept")

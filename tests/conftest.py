@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -103,9 +104,28 @@ def docker_services() -> str:
 
 
 @pytest.fixture
-def homeport(tmp_path: Path, redis_url: str, docker_services: str) -> Iterator[Homeport]:
-    """A running receiver with two workers."""
-    hp = Homeport(data_dir=tmp_path / "data", redis_url=redis_url).start()
+def apps_namespace(kube: object) -> Iterator[str]:
+    """A namespace name of the test's own for HOMEPORT_NAMESPACE, deleted afterwards."""
+    # Imported here: pytest loads tests.support.cluster as a plugin (assertion rewriting).
+    from tests.support.cluster import delete_namespace
+
+    name = f"hp-{uuid.uuid4().hex[:10]}"
+    yield name
+    delete_namespace(name)
+
+
+@pytest.fixture
+def homeport(
+    tmp_path: Path, redis_url: str, docker_services: str, apps_namespace: str
+) -> Iterator[Homeport]:
+    """A running receiver with two workers, deploying to the test cluster."""
+    from tests.support.cluster import KUBECONFIG
+
+    hp = Homeport(
+        data_dir=tmp_path / "data",
+        redis_url=redis_url,
+        extra_env={"HOMEPORT_KUBECONFIG": str(KUBECONFIG), "HOMEPORT_NAMESPACE": apps_namespace},
+    ).start()
     yield hp
     hp.stop()
 

@@ -34,6 +34,9 @@ FATAL_WAITING = (
     "CreateContainerError",
 )
 _STATUS_CODE = re.compile(r"statuscode: (\d+)")
+# The kubelet reports these while its Secret and ConfigMap caches catch up with a new pod (a
+# new namespace or Secret); it retries on its own, so they are not evidence of a bad release.
+TRANSIENT_MESSAGES = ("failed to sync secret cache", "failed to sync configmap cache")
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ def pod_failure(pod: Mapping[str, Any]) -> str | None:
         if reason not in FATAL_WAITING:
             continue
         message = (waiting.get("message") or "").strip()
+        if reason == "CreateContainerConfigError" and message.startswith(TRANSIENT_MESSAGES):
+            continue
         if reason == "CrashLoopBackOff":
             return crash_reason(cs)
         if reason in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName"):

@@ -161,3 +161,20 @@ def test_terminating_pods_are_ignored() -> None:
     pod = _pod(containerStatuses=[{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}])
     pod["metadata"]["deletionTimestamp"] = "2026-11-27T03:00:00Z"
     assert rollout.assess(None, [pod], 2).failure is None
+
+
+def test_secret_cache_sync_is_not_a_failure() -> None:
+    """The kubelet's 'failed to sync secret cache' clears by itself: not a failed release."""
+    from homeport.deployer.rollout import pod_failure
+
+    waiting = {
+        "reason": "CreateContainerConfigError",
+        "message": "failed to sync secret cache: timed out waiting for the condition",
+    }
+    pod = {"status": {"containerStatuses": [{"state": {"waiting": waiting}}]}}
+    assert pod_failure(pod) is None
+    waiting["message"] = 'secret "blog-v1" not found'
+    assert (
+        pod_failure(pod)
+        == f"container cannot be created: {waiting['message']} (CreateContainerConfigError)"
+    )

@@ -46,7 +46,8 @@ def test_first_push_creates_the_app_and_deploys(homeport: Homeport, work: WorkTr
 def test_clone_of_the_remote_works(homeport: Homeport, work: WorkTree, tmp_path: Path) -> None:
     """upload-pack is served too: the same URL clones."""
     commit = work.commit("first", **{"a.txt": "a"})
-    assert work.push(homeport.remote("blog")).returncode == 0
+    pushed = work.push(homeport.remote("blog"))
+    assert pushed.returncode == 0, pushed.stderr
     clone = subprocess.run(
         ["git", "clone", "-q", homeport.remote("blog"), str(tmp_path / "clone")],
         capture_output=True,
@@ -88,7 +89,8 @@ def test_bad_app_names_are_refused_and_nothing_is_written(
 def test_deleting_the_deploy_branch_is_refused(homeport: Homeport, work: WorkTree) -> None:
     """A push deleting main is rejected with the reason and main stays."""
     commit = work.commit("first", **{"a.txt": "a"})
-    assert work.push(homeport.remote("blog")).returncode == 0
+    pushed = work.push(homeport.remote("blog"))
+    assert pushed.returncode == 0, pushed.stderr
     result = work.push(homeport.remote("blog"), ":main")
     assert result.returncode != 0
     assert "deleting 'main' is not allowed" in result.stderr
@@ -212,7 +214,8 @@ CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
 def test_failed_deploy_rejects_the_push_and_main_stays(homeport: Homeport, work: WorkTree) -> None:
     """A failing RUN step: the push exits non-zero with the reason; main keeps the live commit."""
     good = work.commit("good", **{"index.html": "v1"})
-    assert work.push(homeport.remote("blog")).returncode == 0
+    pushed = work.push(homeport.remote("blog"))
+    assert pushed.returncode == 0, pushed.stderr
     bad = work.commit("bad", Dockerfile="FROM homeport-base:busybox\nRUN exit 3\n")
     result = work.push(homeport.remote("blog"))
     assert result.returncode != 0

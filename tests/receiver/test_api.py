@@ -28,7 +28,8 @@ def test_unknown_and_invalid_apps(homeport: Homeport) -> None:
 def test_job_log_is_kept_and_followable(homeport: Homeport, work: WorkTree) -> None:
     """A finished job's log reads back whole; ?follow=1 ends when the job has ended."""
     commit = work.commit("first", **{"a.txt": "a"})
-    assert work.push(homeport.remote("blog")).returncode == 0
+    pushed = work.push(homeport.remote("blog"))
+    assert pushed.returncode == 0, pushed.stderr
     job = homeport.api("GET", "/api/apps/blog/jobs").json()["jobs"][0]
     assert homeport.api("GET", f"/api/apps/blog/jobs/{job['id']}").json()["commit"] == commit
     log = homeport.api("GET", f"/api/apps/blog/jobs/{job['id']}/log").text

@@ -60,6 +60,11 @@ def namespace(kube: Kube) -> Iterator[str]:
     name = f"homeport-test-{uuid.uuid4().hex[:8]}"
     create_namespace(kube, name)
     yield name
+    delete_namespace(name)
+
+
+def delete_namespace(name: str) -> None:
+    """Delete a test namespace; gone already (or never made) is fine."""
     from kubernetes.client.exceptions import ApiException
 
     try:
