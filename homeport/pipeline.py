@@ -14,7 +14,6 @@ from homeport.builder import retention
 from homeport.builder.build import BuiltImage, build_and_push
 from homeport.config import Settings
 from homeport.deployer import deploy as deployer
-from homeport.deployer.errors import RolloutError
 from homeport.deployer.spec import RunSpec
 from homeport.errors import HomeportError
 from homeport.manifest import Manifest, read_manifest
@@ -54,9 +53,12 @@ def execute(settings: Settings, job: jobs.Job) -> None:
     try:
         release = _stages(settings, job, out)
     except HomeportError as exc:
-        # A failed rollout already says "blog v4 failed: ...; rolled back to v3".
+        # A failed rollout already names the release: "blog v4 failed: ...; rolled back to v3".
+        text = str(exc)
         out.write(
-            f"-----> {exc}" if isinstance(exc, RolloutError) else f"-----> {job.app} failed: {exc}"
+            f"-----> {text}"
+            if text.startswith(f"{job.app} v")
+            else f"-----> {job.app} failed: {text}"
         )
         jobs.finish(settings.data_dir, job.id, jobs.FAILED, str(exc))
         return

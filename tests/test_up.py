@@ -38,11 +38,20 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_up_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
+def test_up_runs_everything_and_stops_cleanly(
+    tmp_path: Path, docker_services: str, apps_namespace: str
+) -> None:
     """up starts Redis and workers, takes a push with its generated token, and stops all."""
+    from tests.support.cluster import KUBECONFIG
+
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
-    env.update(HOMEPORT_DATA_DIR=str(tmp_path / "data"), HOMEPORT_LISTEN=f"127.0.0.1:{port}")
+    env.update(
+        HOMEPORT_DATA_DIR=str(tmp_path / "data"),
+        HOMEPORT_LISTEN=f"127.0.0.1:{port}",
+        HOMEPORT_KUBECONFIG=str(KUBECONFIG),
+        HOMEPORT_NAMESPACE=apps_namespace,
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "homeport", "up"],
         env=env,
@@ -66,6 +75,7 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
         result = work.push(f"http://git:{token}@127.0.0.1:{port}/git/blog.git")
         assert result.returncode == 0, result.stderr
         assert "-----> Building blog@" in result.stderr
+        assert "-----> blog v1 is live" in result.stderr
         children = _children(proc.pid)
         assert len(children) == 3  # redis-server and two workers
     finally:
