@@ -92,6 +92,18 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("app")
     logs.add_argument("job", nargs="?")
     logs.add_argument("-f", "--follow", action="store_true", help="follow until the job ends")
+    releases = sub.add_parser("releases", help="list an app's releases, newest first")
+    releases.add_argument("app")
+    releases.add_argument("--json", action="store_true")
+    rollback = sub.add_parser("rollback", help="deploy an earlier release again (no rebuild)")
+    rollback.add_argument("app")
+    rollback.add_argument("--to", type=int, metavar="N", help="release number (default: previous)")
+    rollback.add_argument("--json", action="store_true")
+    config = sub.add_parser("config", help="app secrets, set as env in the next release")
+    config.add_argument("action", choices=["show", "set", "unset"])
+    config.add_argument("app")
+    config.add_argument("pairs", nargs="*", metavar="KEY[=VALUE]")
+    config.add_argument("--json", action="store_true")
     return parser
 
 
@@ -147,6 +159,55 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 raise HomeportError(f"app {args.app!r} has no jobs yet")
             job = listed[0]["id"]
         client.stream(f"/api/apps/{args.app}/jobs/{job}/log" + ("?follow=1" if args.follow else ""))
+        return 0
+    if args.command == "releases":
+        data = client.request("GET", f"/api/apps/{args.app}/releases")
+        if args.json:
+            _say(json.dumps(data, indent=2))
+        else:
+            rows = [
+                {
+                    **r,
+                    "version": f"v{r['version']}",
+                    "commit": r["commit"][:12],
+                    "image": r["image"].rpartition("@")[2][:19],
+                    "rollback of": f"v{r['rollback_of']}" if r["rollback_of"] else "",
+                    "reason": r["reason"][:70],
+                }
+                for r in data["releases"]
+            ]
+            _say(_table(rows, ["version", "status", "commit", "image", "rollback of", "reason"]))
+        return 0
+    if args.command == "rollback":
+        body = {} if args.to is None else {"version": args.to}
+        data = client.request("POST", f"/api/apps/{args.app}/rollback", body)
+        if args.json:
+            _say(json.dumps(data, indent=2))
+            return 0
+        _say(f"-----> Rolling back {args.app} to v{data['target']} (job {data['job']})")
+        client.stream(f"/api/apps/{args.app}/jobs/{data['job']}/log?follow=1")
+        job = client.request("GET", f"/api/apps/{args.app}/jobs/{data['job']}")
+        return 0 if job["status"] == "succeeded" else 1
+    if args.command == "config":
+        path = f"/api/apps/{args.app}/config"
+        if args.action == "show":
+            data = client.request("GET", path)
+        elif args.action == "set":
+            pairs = dict(p.split("=", 1) for p in args.pairs if "=" in p)
+            if not pairs or len(pairs) != len(args.pairs):
+                raise HomeportError("config set takes KEY=VALUE pairs")
+            data = client.request("POST", path, {"set": pairs})
+        else:
+            if not args.pairs:
+                raise HomeportError("config unset takes one or more KEY names")
+            data = client.request("POST", path, {"unset": args.pairs})
+        if args.json:
+            _say(json.dumps(data, indent=2))
+        else:
+            rows = [{"key": k, "value": v} for k, v in sorted(data["config"].items())]
+            _say(_table(rows, ["key", "value"]) if rows else f"{args.app} has no config set")
+            if data.get("note"):
+                _say(data["note"])
         return 0
     raise HomeportError(f"unknown command {args.command}")
 

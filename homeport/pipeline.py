@@ -93,6 +93,7 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
             emit=out,
         )
         _keep_releases(settings, job.app, out)
+        _move_branch(settings, job)
         return rolled.version
     repo_path = apps.repo_path(settings.data_dir, job.app)
     repo = apps.open_repo(settings.data_dir, job.app)
@@ -119,13 +120,18 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
         emit=out,
     )
     version = _roll_out(settings, job, manifest, image, out)
-    # The deploy branch names the last commit that went live, whoever pushed it.
+    _move_branch(settings, job)
+    return version
+
+
+def _move_branch(settings: Settings, job: jobs.Job) -> None:
+    # The deploy branch names the last commit that went live, whoever pushed it; after a
+    # rollback that is the restored release's commit.
     repo = apps.open_repo(settings.data_dir, job.app)
     try:
         apps.set_ref(repo, job.ref, job.commit)
     finally:
         repo.close()
-    return version
 
 
 def _roll_out(

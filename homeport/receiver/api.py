@@ -15,7 +15,7 @@ from homeport.receiver.auth import bearer_token, same
 from homeport.receiver.state import State
 
 
-def _state(request: Request) -> State:
+def state_of(request: Request) -> State:
     state: State = request.app.state.homeport
     return state
 
@@ -38,15 +38,15 @@ def _app_name(request: Request) -> str:
     return apps.check_app_name(name)
 
 
-def _existing_app(request: Request) -> str:
+def existing_app(request: Request) -> str:
     name = _app_name(request)
-    if not apps.exists(_state(request).settings.data_dir, name):
+    if not apps.exists(state_of(request).settings.data_dir, name):
         raise NotFound(f"app {name!r} does not exist; push to it to create it")
     return name
 
 
 async def list_apps(request: Request) -> Response:
-    data_dir = _state(request).settings.data_dir
+    data_dir = state_of(request).settings.data_dir
 
     def collect() -> list[dict[str, Any]]:
         result = []
@@ -59,15 +59,15 @@ async def list_apps(request: Request) -> Response:
 
 
 async def list_jobs(request: Request) -> Response:
-    app = _existing_app(request)
-    data_dir = _state(request).settings.data_dir
+    app = existing_app(request)
+    data_dir = state_of(request).settings.data_dir
     found = await asyncio.to_thread(jobs.for_app, data_dir, app)
     return JSONResponse({"jobs": [j.public() for j in found]})
 
 
 def _job(request: Request) -> jobs.Job:
-    app = _existing_app(request)
-    job = jobs.get(_state(request).settings.data_dir, request.path_params["job"])
+    app = existing_app(request)
+    job = jobs.get(state_of(request).settings.data_dir, request.path_params["job"])
     if job.app != app:
         raise NotFound(f"job {job.id!r} does not belong to {app!r}")
     return job
@@ -79,7 +79,7 @@ async def get_job(request: Request) -> Response:
 
 async def job_log(request: Request) -> Response:
     job = _job(request)
-    data_dir = _state(request).settings.data_dir
+    data_dir = state_of(request).settings.data_dir
     path = joblog.log_path(data_dir, job.app, job.id)
     follow = request.query_params.get("follow") in ("1", "true", "yes")
 

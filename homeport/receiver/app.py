@@ -18,7 +18,7 @@ from homeport.apps import AppNameError
 from homeport.config import Settings
 from homeport.errors import HomeportError, NotFound
 from homeport.hooks.update import PushContext
-from homeport.receiver import api, webhooks
+from homeport.receiver import api, releases_api, webhooks
 from homeport.receiver.git import asgi_git_app
 from homeport.receiver.state import State
 
@@ -38,7 +38,11 @@ class ApiAuth:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/api/"):
             request = Request(scope)
-            if not api.authorized(request):
+            # A signed rollback is checked by its route, against the body it signs.
+            signed_rollback = scope["path"].endswith("/rollback") and (
+                releases_api.SIGNATURE_HEADER in request.headers
+            )
+            if not signed_rollback and not api.authorized(request):
                 await api.unauthorized()(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -74,6 +78,9 @@ def create_app(settings: Settings, token: str, conn: redis.Redis | None = None) 
         Route("/api/apps/{app}/jobs", api.list_jobs),
         Route("/api/apps/{app}/jobs/{job}", api.get_job),
         Route("/api/apps/{app}/jobs/{job}/log", api.job_log),
+        Route("/api/apps/{app}/releases", releases_api.list_releases),
+        Route("/api/apps/{app}/rollback", releases_api.rollback, methods=["POST"]),
+        Route("/api/apps/{app}/config", releases_api.config, methods=["GET", "POST"]),
         Mount("/git", app=asgi_git_app(PushContext(settings, conn), token)),
     ]
     app = Starlette(

@@ -1,0 +1,247 @@
+"""The whole path with real pieces: git push -> queue -> Docker build -> registry -> rollout."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.cluster import KUBECONFIG, Kube, service_proxy_get
+from tests.support.gitwork import WorkTree
+from tests.support.servers import WEBHOOK_SECRET, Homeport, start_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_BASE = '[build]\nargs = { BASE = "homeport-base:busybox" }\n'
+
+
+def _blog(path: Path) -> WorkTree:
+    """The example blog, built on the local base; a short health timeout for the test."""
+    work = WorkTree(path, dockerfile=None)
+    shutil.copytree(ROOT / "examples" / "blog", path, dirs_exist_ok=True)
+    manifest = (path / "homeport.toml").read_text().replace("timeout = 60", "timeout = 20")
+    (path / "homeport.toml").write_text(LOCAL_BASE + manifest)
+    return work
+
+
+def _page(work: WorkTree, text: str) -> None:
+    work.write("www/index.html", f"<html><body><h1>{text}</h1></body></html>\n")
+
+
+def _releases(hp: Homeport, app: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = hp.api("GET", f"/api/apps/{app}/releases").json()["releases"]
+    return found
+
+
+class Poller:
+    """Fetches the app's page through the service proxy until stopped; keeps every answer."""
+
+    def __init__(self, kube: Kube, namespace: str, app: str) -> None:
+        self.kube, self.namespace, self.app = kube, namespace, app
+        self.answers: list[tuple[int, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and len(self.answers) < 2000:
+            self.answers.append(service_proxy_get(self.kube, self.namespace, self.app))
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> Poller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+
+def _start(tmp_path: Path, redis_url: str, namespace: str) -> Homeport:
+    return Homeport(
+        data_dir=tmp_path / "data",
+        redis_url=redis_url,
+        extra_env={"HOMEPORT_KUBECONFIG": str(KUBECONFIG), "HOMEPORT_NAMESPACE": namespace},
+    ).start()
+
+
+def test_blog_lifecycle(
+    tmp_path: Path, kube: Kube, docker_services: str, apps_namespace: str
+) -> None:
+    """Push, a failing push rolled back, a fix, a signed rollback, with restarts in between."""
+    redis = start_redis(tmp_path / "redis")
+    hp = _start(tmp_path, redis.url, apps_namespace)
+    try:
+        work = _blog(tmp_path / "blog")
+        _page(work, "first post")
+        first = work.commit("first post")
+
+        # 1. The blog goes live and serves the commit's text.
+        pushed = work.push(hp.remote("blog"))
+        assert pushed.returncode == 0, pushed.stderr
+        assert "Step 1/" in pushed.stderr
+        assert "remote: -----> blog v1 is live" in pushed.stderr
+        assert "remote:        http://blog.home.lan/" in pushed.stderr
+        status, body = service_proxy_get(kube, apps_namespace, "blog")
+        assert (status, "first post" in body) == (200, True)
+
+        # 5. Restart everything (receiver, workers, Redis): nothing is lost.
+        hp.stop()
+        redis.stop()
+        redis = start_redis(tmp_path / "redis")
+        hp = _start(tmp_path, redis.url, apps_namespace)
+        job = hp.api("GET", "/api/apps/blog/jobs").json()["jobs"][0]
+        assert job["status"] == "succeeded"
+        log = hp.api("GET", f"/api/apps/blog/jobs/{job['id']}/log").text
+        assert "-----> blog v1 is live" in log
+        assert [r["status"] for r in _releases(hp, "blog")] == ["live"]
+
+        # 2. A commit whose /healthz fails is rolled back; the old page answered throughout.
+        (work.path / "www" / "healthz").unlink()
+        _page(work, "broken post")
+        work.commit("break healthz")
+        with Poller(kube, apps_namespace, "blog") as poller:
+            pushed = work.push(hp.remote("blog"))
+        assert pushed.returncode != 0
+        assert "blog v2 failed: readiness probe failed" in pushed.stderr
+        assert "rolled back to v1" in pushed.stderr
+        assert "! [remote rejected] main -> main (deploy failed:" in pushed.stderr
+        assert len(poller.answers) > 20
+        bad = [a for a in poller.answers if a[0] != 200 or "first post" not in a[1]]
+        assert bad == []
+        listed = _releases(hp, "blog")
+        assert [(r["version"], r["status"]) for r in listed] == [(2, "failed"), (1, "live")]
+        assert "readiness probe failed" in listed[0]["reason"]
+
+        # 3. A fixed commit goes live, then a signed rollback restores release 1.
+        work.write("www/healthz", "ok\n")
+        _page(work, "fixed post")
+        work.commit("fix")
+        pushed = work.push(hp.remote("blog"))
+        assert pushed.returncode == 0, pushed.stderr
+        assert "fixed post" in service_proxy_get(kube, apps_namespace, "blog")[1]
+
+        hp.stop()
+        redis.stop()
+        redis = start_redis(tmp_path / "redis")
+        hp = _start(tmp_path, redis.url, apps_namespace)
+
+        body = json.dumps({"version": 1}).encode()
+        wrong = "sha256=" + hmac.new(b"wrong", body, hashlib.sha256).hexdigest()
+        refused = httpx.post(
+            hp.url + "/api/apps/blog/rollback",
+            content=body,
+            headers={"X-Homeport-Signature-256": wrong},
+        )
+        assert refused.status_code == 401
+        signature = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        answer = httpx.post(
+            hp.url + "/api/apps/blog/rollback",
+            content=body,
+            headers={"X-Homeport-Signature-256": signature},
+        )
+        assert answer.status_code == 202, answer.text
+        assert hp.wait_job("blog", answer.json()["job"])["status"] == "succeeded"
+        status, page = service_proxy_get(kube, apps_namespace, "blog")
+        assert (status, "first post" in page) == (200, True)
+        listed = _releases(hp, "blog")
+        assert [(r["version"], r["status"], r["rollback_of"]) for r in listed] == [
+            (4, "live", 1),
+            (3, "rolled_back", None),
+            (2, "failed", None),
+            (1, "superseded", None),
+        ]
+        assert listed[0]["commit"] == first
+        # The deploy branch names what is live again.
+        remote = subprocess.run(
+            ["git", "ls-remote", hp.remote("blog"), "main"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert remote.stdout.split()[0] == first
+        assert hp.api("POST", "/api/apps/blog/rollback", json={"version": 9}).status_code == 404
+    finally:
+        hp.stop()
+        redis.stop()
+
+
+def test_parallel_apps_and_superseding(
+    tmp_path: Path, kube: Kube, docker_services: str, apps_namespace: str, redis_url: str
+) -> None:
+    """A second app deploys while the first builds; of two quick pushes the later goes live."""
+    hp = _start(tmp_path, redis_url, apps_namespace)
+    try:
+        blog = _blog(tmp_path / "blog")
+        blog.write(
+            "Dockerfile",
+            (blog.path / "Dockerfile")
+            .read_text()
+            .replace("COPY www/ /www/", "RUN sleep 3\nCOPY www/ /www/"),
+        )
+        _page(blog, "slow blog")
+        blog.commit("slow")
+        api = WorkTree(tmp_path / "api", dockerfile=None)
+        shutil.copytree(ROOT / "examples" / "api", api.path, dirs_exist_ok=True)
+        (api.path / "homeport.toml").write_text(
+            LOCAL_BASE + (api.path / "homeport.toml").read_text()
+        )
+        api.commit("api")
+        slow = subprocess.Popen(
+            ["git", "push", hp.remote("blog"), "main"],
+            cwd=blog.path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1)
+        fast = api.push(hp.remote("api"))
+        assert fast.returncode == 0, fast.stderr
+        _, err = slow.communicate(timeout=300)
+        assert slow.returncode == 0, err
+        a = hp.api("GET", "/api/apps/blog/jobs").json()["jobs"][0]
+        b = hp.api("GET", "/api/apps/api/jobs").json()["jobs"][0]
+        assert b["started_at"] < a["ended_at"]
+        status, body = service_proxy_get(kube, apps_namespace, "api", "cgi-bin/status")
+        assert status == 200 and json.loads(body)["greeting"] == "hello from the api"
+
+        # Two quick pushes to one app: the later commit ends live, the earlier superseded.
+        hp.stop_workers()
+        _page(blog, "one")
+        one = blog.commit("one")
+        push_one = subprocess.Popen(
+            ["git", "push", hp.remote("blog"), f"{one}:refs/heads/main"],
+            cwd=blog.path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.5)
+        _page(blog, "two")
+        two = blog.commit("two")
+        push_two = subprocess.Popen(
+            ["git", "push", hp.remote("blog"), f"{two}:refs/heads/main"],
+            cwd=blog.path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.5)
+        hp.start_workers(2)
+        _, err_two = push_two.communicate(timeout=300)
+        _, err_one = push_one.communicate(timeout=300)
+        assert push_two.returncode == 0, err_two
+        assert push_one.returncode != 0 and "superseded" in err_one
+        jobs = {
+            j["commit"]: j["status"] for j in hp.api("GET", "/api/apps/blog/jobs").json()["jobs"]
+        }
+        assert (jobs[one], jobs[two]) == ("superseded", "succeeded")
+        assert "two" in service_proxy_get(kube, apps_namespace, "blog")[1]
+    finally:
+        hp.stop()
