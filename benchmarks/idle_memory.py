@@ -14,20 +14,7 @@ from pathlib import Path
 import httpx
 from common import rss_mb, scratch
 
-from tests.support.servers import free_port
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
+from tests.support.servers import children, free_port
 
 
 def _name(pid: int) -> str:
@@ -58,7 +45,7 @@ def main() -> None:
                 time.sleep(0.2)
         time.sleep(5)  # let the worker finish starting
         receiver = rss_mb(up.pid)
-        workers = [p for p in _children(up.pid) if not _name(p).startswith("redis")]
+        workers = [p for p in children(up.pid) if not _name(p).startswith("redis")]
         worker = sum(rss_mb(p) for p in workers)
         baseline = rss_mb(bare.pid)
     finally:

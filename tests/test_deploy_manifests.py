@@ -15,7 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def _kubectl(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["kubectl", "--kubeconfig", str(KUBECONFIG), *args],
-        input=stdin, capture_output=True, text=True, timeout=120,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -25,8 +28,17 @@ def test_deploy_manifests_pass_server_dry_run(kube: Kube) -> None:
     assert rendered.returncode == 0, rendered.stderr
     docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
     kinds = sorted({d["kind"] for d in docs})
-    assert kinds == sorted({"Namespace", "ServiceAccount", "Role", "RoleBinding",
-                            "PersistentVolumeClaim", "Deployment", "Service"})
+    assert kinds == sorted(
+        {
+            "Namespace",
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
+            "PersistentVolumeClaim",
+            "Deployment",
+            "Service",
+        }
+    )
     for doc in docs:
         if doc["kind"] == "Deployment":
             for container in doc["spec"]["template"]["spec"]["containers"]:

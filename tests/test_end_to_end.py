@@ -193,13 +193,7 @@ def test_parallel_apps_and_superseding(
             LOCAL_BASE + (api.path / "homeport.toml").read_text()
         )
         api.commit("api")
-        slow = subprocess.Popen(
-            ["git", "push", hp.remote("blog"), "main"],
-            cwd=blog.path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        slow = blog.push_async(hp.remote("blog"))
         time.sleep(1)
         fast = api.push(hp.remote("api"))
         assert fast.returncode == 0, fast.stderr
@@ -215,23 +209,11 @@ def test_parallel_apps_and_superseding(
         hp.stop_workers()
         _page(blog, "one")
         one = blog.commit("one")
-        push_one = subprocess.Popen(
-            ["git", "push", hp.remote("blog"), f"{one}:refs/heads/main"],
-            cwd=blog.path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        push_one = blog.push_async(hp.remote("blog"), f"{one}:refs/heads/main")
         time.sleep(1.5)
         _page(blog, "two")
         two = blog.commit("two")
-        push_two = subprocess.Popen(
-            ["git", "push", hp.remote("blog"), f"{two}:refs/heads/main"],
-            cwd=blog.path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        push_two = blog.push_async(hp.remote("blog"), f"{two}:refs/heads/main")
         time.sleep(1.5)
         hp.start_workers(2)
         _, err_two = push_two.communicate(timeout=300)

@@ -12,22 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.gitwork import WorkTree
-from tests.support.servers import free_port
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Field 4 is the parent pid; the command name in field 2 may contain spaces.
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
+from tests.support.servers import children, free_port
 
 
 def _alive(pid: int) -> bool:
@@ -76,12 +61,12 @@ def test_up_runs_everything_and_stops_cleanly(
         assert result.returncode == 0, result.stderr
         assert "-----> Building blog@" in result.stderr
         assert "-----> blog v1 is live" in result.stderr
-        children = _children(proc.pid)
-        assert len(children) == 3  # redis-server and two workers
+        started = children(proc.pid)
+        assert len(started) == 3  # redis-server and two workers
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     assert "homeport is up on" in out
     assert str(tmp_path / "data" / "token") in out
     assert token not in out
-    assert not [pid for pid in children if _alive(pid)]
+    assert not [pid for pid in started if _alive(pid)]

@@ -145,25 +145,10 @@ def test_a_newer_push_supersedes_a_queued_one(homeport: Homeport, work: WorkTree
     homeport.stop_workers()
     remote = homeport.remote("blog")
     first = work.commit("one", **{"a.txt": "1"})
-    git_env = {"GIT_TERMINAL_PROMPT": "0"}
-    push_one = subprocess.Popen(
-        ["git", "push", remote, f"{first}:refs/heads/main"],
-        cwd=work.path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**__import__("os").environ, **git_env},
-    )
+    push_one = work.push_async(remote, f"{first}:refs/heads/main")
     _wait_jobs(homeport, "blog", 1)
     second = work.commit("two", **{"a.txt": "2"})
-    push_two = subprocess.Popen(
-        ["git", "push", "-f", remote, f"{second}:refs/heads/main"],
-        cwd=work.path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**__import__("os").environ, **git_env},
-    )
+    push_two = work.push_async(remote, f"+{second}:refs/heads/main")
     _wait_jobs(homeport, "blog", 2)
     homeport.start_workers(2)
     _, err_one = push_one.communicate(timeout=60)
@@ -187,19 +172,6 @@ def _wait_jobs(hp: Homeport, app: str, count: int) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError(f"{app} never had {count} jobs")
-
-
-def _popen_push(work: WorkTree, remote: str, *refspecs: str) -> subprocess.Popen[str]:
-    import os
-
-    return subprocess.Popen(
-        ["git", "push", remote, *(refspecs or ("main",))],
-        cwd=work.path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
-    )
 
 
 SLOW_DOCKERFILE = """FROM homeport-base:busybox
@@ -244,7 +216,7 @@ def test_output_streams_while_the_job_runs(homeport: Homeport, work: WorkTree) -
     work.commit("slow", Dockerfile=SLOW_DOCKERFILE.format(nonce=nonce))
     seen: dict[str, float] = {}
     start = time.monotonic()
-    with _popen_push(work, homeport.remote("blog")) as push:
+    with work.push_async(homeport.remote("blog")) as push:
         assert push.stderr is not None
         for line in push.stderr:
             for marker in (f"step-one-{nonce}", f"step-three-{nonce}"):
@@ -262,7 +234,7 @@ def test_two_apps_deploy_in_parallel(homeport: Homeport, tmp_path: Path) -> None
     for app in ("alpha", "beta"):
         work = WorkTree(tmp_path / app)
         work.commit("slow", Dockerfile=SLOW_DOCKERFILE.format(nonce=uuid.uuid4().hex[:8]))
-        pushes.append(_popen_push(work, homeport.remote(app)))
+        pushes.append(work.push_async(homeport.remote(app)))
     for push in pushes:
         _, err = push.communicate(timeout=120)
         assert push.returncode == 0, err
@@ -276,7 +248,7 @@ def test_client_disconnect_leaves_the_deploy_running(homeport: Homeport, work: W
     import uuid
 
     commit = work.commit("slow", Dockerfile=SLOW_DOCKERFILE.format(nonce=uuid.uuid4().hex[:8]))
-    with _popen_push(work, homeport.remote("blog")) as push:
+    with work.push_async(homeport.remote("blog")) as push:
         assert push.stderr is not None
         for line in push.stderr:
             if "Queued deploy" in line:

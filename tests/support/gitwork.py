@@ -23,10 +23,8 @@ class WorkTree:
         if dockerfile is not None:
             self.write("Dockerfile", dockerfile)
 
-    def git(
-        self, *args: str, check: bool = True, timeout: float = 300
-    ) -> subprocess.CompletedProcess[str]:
-        env = {
+    def env(self) -> dict[str, str]:
+        return {
             **os.environ,
             "GIT_AUTHOR_NAME": "Test",
             "GIT_AUTHOR_EMAIL": "test@example.invalid",
@@ -35,10 +33,14 @@ class WorkTree:
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_ASKPASS": "/bin/false",
         }
+
+    def git(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["git", *args],
             cwd=self.path,
-            env=env,
+            env=self.env(),
             capture_output=True,
             text=True,
             check=check,
@@ -68,3 +70,15 @@ class WorkTree:
 
     def push(self, remote: str, *refspecs: str) -> subprocess.CompletedProcess[str]:
         return self.git("push", remote, *(refspecs or ("main",)), check=False)
+
+    def push_async(self, remote: str, *refspecs: str) -> subprocess.Popen[str]:
+        """Start a push; its stderr (the "remote:" lines) can be read as it arrives."""
+        return subprocess.Popen(
+            ["git", "push", remote, *(refspecs or ("main",))],
+            cwd=self.path,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
