@@ -115,7 +115,11 @@ def timeout_to_rolled_back(settings: Settings, bad: str, timeout: int) -> float:
 
 
 def kubectl(*args: str) -> None:
-    subprocess.run(["kubectl", "--kubeconfig", KUBECONFIG, *args], check=True, capture_output=True)
+    done = subprocess.run(
+        ["kubectl", "--kubeconfig", KUBECONFIG, *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
 
 
 def homeport_vs_kubectl(
