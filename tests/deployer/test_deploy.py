@@ -252,3 +252,33 @@ def test_app_config_overrides_manifest_env_and_is_masked(settings: Settings, app
     assert appconfig.unset(settings, APP, ["GREETING"]) == ["TOKEN"]
     _deploy(settings, apps.one)
     assert _get(settings, "/env.txt") == (200, "hello")
+
+
+@pytest.mark.cluster
+def test_an_interrupted_rollout_is_settled_by_the_next_deploy(
+    settings: Settings, apps: Apps
+) -> None:
+    """A worker stopped mid-rollout leaves v1 deploying; the next deploy settles it first."""
+
+    def stop_worker(line: str) -> None:
+        if "new pods ready" in line:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        deploy.deploy(
+            settings,
+            app=APP,
+            commit="0" * 40,
+            image_ref=apps.one,
+            spec=HEALTHY,
+            secret_env={},
+            job_id=None,
+            emit=stop_worker,
+        )
+    (stuck,) = releases.deploying(settings.data_dir, APP)
+    assert stuck.reason.startswith("interrupted mid-rollout")
+    second = _deploy(settings, apps.two)
+    assert second.version == 2
+    assert releases.get(settings.data_dir, APP, 1).status == "superseded"
+    assert releases.deploying(settings.data_dir) == []
+    assert _get(settings) == (200, "release two")
