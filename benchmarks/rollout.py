@@ -8,6 +8,10 @@
    of the same change in the same run (ratio target <= 1.2)
 
 Everything runs in a namespace of its own, deleted at the end; all traffic stays on loopback.
+
+A run on the 2-core test box (Kubernetes 1.33, probe period 1 s): crash -> restored 2.2 s
+(2.9 s from the kubelet's exit time); timeout -> rolled back 0.12 s; deploy 1.04 s vs kubectl
+1.03 s median over 6 rollouts each, ratio 1.01.
 """
 
 from __future__ import annotations
