@@ -28,6 +28,7 @@ Emit = Callable[[str], None]
 # Seconds beyond twice its health timeout after which a `deploying` release is taken to belong
 # to a dead worker (API retries, image pulls and the rollback's own wait fit well inside).
 STALE_MARGIN = 300
+INTERRUPTED = "interrupted mid-rollout"
 
 
 def _quiet(line: str) -> None:
@@ -150,7 +151,8 @@ def _one_at_a_time(settings: Settings, app: str) -> None:
     for other in releases.deploying(settings.data_dir, app):
         age = time.time() - other.created_at
         # The longest a live worker follows: the release, then a rollback, plus retries.
-        if age < 2 * spec_of(other).health_timeout + STALE_MARGIN:
+        abandoned = other.reason.startswith(INTERRUPTED)
+        if not abandoned and age < 2 * spec_of(other).health_timeout + STALE_MARGIN:
             raise RolloutError(
                 f"{app} v{other.version} is still rolling out (started {age:.0f}s ago); wait for"
                 " it to finish, then try again"
@@ -167,9 +169,11 @@ def _roll(
     previous: Release | None,
     emit: Emit,
     env: Mapping[str, str] | None,
+    announce: str,
 ) -> Release:
     applied = False
     try:
+        emit(announce)
         kube.ensure_namespace()
         if env is not None:
             _create_secret(kube, release, env)
@@ -179,12 +183,14 @@ def _roll(
     except HomeportError as exc:
         raise _fail(kube, settings, release, previous, str(exc), applied, emit) from exc
     except BaseException as exc:
+        # Stopped from outside (job timeout, shutdown). Once applied, only the cluster knows how
+        # it ends: the release stays deploying, marked, and reconcile() settles it.
         releases.mark(
             settings.data_dir,
             release.app,
             release.version,
-            "failed",
-            f"interrupted ({type(exc).__name__}) while rolling out",
+            "deploying" if applied else "failed",
+            f"{INTERRUPTED} ({type(exc).__name__})",
         )
         raise
     replaced: releases.Status = "rolled_back" if release.rollback_of else "superseded"
@@ -225,8 +231,8 @@ def deploy(
             config=snapshot(spec, env),
             job_id=job_id,
         )
-        emit(f"-----> Rolling out {app} v{release.version} ({short_image(image_ref)})")
-        return _roll(kube, settings, release, previous, emit, env)
+        announce = f"-----> Rolling out {app} v{release.version} ({short_image(image_ref)})"
+        return _roll(kube, settings, release, previous, emit, env, announce)
 
 
 def rollback(
@@ -273,11 +279,11 @@ def rollback(
             job_id=job_id,
             rollback_of=target.version,
         )
-        emit(
+        announce = (
             f"-----> Rolling back {app} to v{target.version} as v{release.version}"
             f" ({short_image(target.image)})"
         )
-        return _roll(kube, settings, release, current, emit, env=None)
+        return _roll(kube, settings, release, current, emit, None, announce)
 
 
 def reconcile(settings: Settings, app: str | None = None, emit: Emit = _quiet) -> list[Release]:

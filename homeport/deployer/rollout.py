@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from homeport.deployer import objects
@@ -34,9 +34,13 @@ FATAL_WAITING = (
     "CreateContainerError",
 )
 _STATUS_CODE = re.compile(r"statuscode: (\d+)")
-# The kubelet reports these while its Secret and ConfigMap caches catch up with a new pod (a
-# new namespace or Secret); it retries on its own, so they are not evidence of a bad release.
-TRANSIENT_MESSAGES = ("failed to sync secret cache", "failed to sync configmap cache")
+REVISION = "deployment.kubernetes.io/revision"
+# Seconds a pod may show a container config error before it counts: the kubelet reports
+# "failed to sync secret cache" for a Secret created a moment before the pod.
+CONFIG_GRACE = 20
+# Seconds between re-reading what the watches gathered when nothing new arrives.
+TICK = 2.0
+HASH_LABEL = "pod-template-hash"
 
 
 @dataclass(frozen=True)
@@ -60,21 +64,28 @@ def _live(pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [p for p in pods if not p.get("metadata", {}).get("deletionTimestamp")]
 
 
-def pod_failure(pod: Mapping[str, Any]) -> str | None:
+def _age(pod: Mapping[str, Any], now: datetime) -> float:
+    created = _when(pod.get("metadata", {}).get("creationTimestamp"))
+    return (now - created).total_seconds() if created else 0.0
+
+
+def pod_failure(pod: Mapping[str, Any], now: datetime | None = None) -> str | None:
     """Why this pod can never become ready, if it shows that already."""
     status = pod.get("status", {})
+    now = now or datetime.now(UTC)
     for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
         waiting = (cs.get("state") or {}).get("waiting") or {}
         reason = waiting.get("reason") or ""
         if reason not in FATAL_WAITING:
             continue
         message = (waiting.get("message") or "").strip()
-        if reason == "CreateContainerConfigError" and message.startswith(TRANSIENT_MESSAGES):
-            continue
         if reason == "CrashLoopBackOff":
             return crash_reason(cs)
         if reason in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName"):
             return f"image {cs.get('image')} cannot be pulled: {message or reason} ({reason})"
+        if _age(pod, now) < CONFIG_GRACE:
+            # The kubelet's Secret cache may lag a just-created Secret; it retries by itself.
+            continue
         return f"container cannot be created: {message or reason} ({reason})"
     if status.get("phase") == "Failed":
         return f"pod failed: {status.get('message') or status.get('reason') or 'no reason given'}"
@@ -219,6 +230,36 @@ def assess(
     return Progress(ready, wanted, done=done)
 
 
+def new_replicaset_hash(
+    deployment: Mapping[str, Any], replicasets: Iterable[Mapping[str, Any]]
+) -> str | None:
+    """pod-template-hash of the Deployment's current ReplicaSet (as `kubectl rollout status`)."""
+    meta = deployment.get("metadata", {})
+    revision = (meta.get("annotations") or {}).get(REVISION)
+    if not revision:
+        return None
+    for rs in replicasets:
+        rs_meta = rs.get("metadata", {})
+        owners = {o.get("uid") for o in rs_meta.get("ownerReferences") or []}
+        if (
+            meta.get("uid") in owners
+            and (rs_meta.get("annotations") or {}).get(REVISION) == revision
+        ):
+            return (rs_meta.get("labels") or {}).get(HASH_LABEL)
+    return None
+
+
+def of_replicaset(
+    pods: Iterable[Mapping[str, Any]], pod_hash: str | None
+) -> list[Mapping[str, Any]]:
+    """The pods of one ReplicaSet by its pod-template-hash (all of them while it is unknown)."""
+    if pod_hash is None:
+        return list(pods)
+    return [
+        p for p in pods if (p.get("metadata", {}).get("labels") or {}).get(HASH_LABEL) == pod_hash
+    ]
+
+
 def _pump(
     kube: Kube,
     kind: str,
@@ -294,11 +335,13 @@ def follow(
     for thread in threads:
         thread.start()
     shown = -1
+    seen_revision: str | None = None
+    pod_hash: str | None = None
     try:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                new = list(pods.values())
+                new = of_replicaset(pods.values(), pod_hash)
                 raise RolloutError(
                     timeout_reason(
                         new,
@@ -310,10 +353,12 @@ def follow(
                     )
                 )
             try:
-                item = inbox.get(timeout=remaining)
+                item: tuple[str, WatchEvent] | BaseException | None = inbox.get(
+                    timeout=min(remaining, TICK)
+                )
             except queue.Empty:
-                continue
-            while True:
+                item = None  # nothing new; time-based rules (grace periods) may still apply
+            while item is not None:
                 if isinstance(item, BaseException):
                     raise item
                 kind, event = item
@@ -321,8 +366,15 @@ def follow(
                 try:
                     item = inbox.get_nowait()
                 except queue.Empty:
-                    break
-            progress = assess(deployments.get(app), pods.values(), version)
+                    item = None
+            current = deployments.get(app)
+            revision = ((current or {}).get("metadata", {}).get("annotations") or {}).get(REVISION)
+            if current is not None and revision and revision != seen_revision:
+                # A new revision: find its ReplicaSet, whose pods are the ones that count.
+                listed = kube.list("replicasets", selector=objects.release_selector(app, version))
+                pod_hash = new_replicaset_hash(current, listed.get("items") or [])
+                seen_revision = revision if pod_hash else None
+            progress = assess(current, of_replicaset(pods.values(), pod_hash), version)
             if progress.failure:
                 raise RolloutError(progress.failure)
             if progress.ready != shown and progress.ready:

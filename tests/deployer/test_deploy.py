@@ -74,7 +74,7 @@ class Poller:
 def test_a_good_deploy_goes_live_and_serves(settings: Settings, apps: Apps) -> None:
     """A healthy image becomes live and answers through its Service."""
     lines: list[str] = []
-    release = _deploy(settings, apps.one, lines=lines)
+    release = _deploy(settings, apps.one, replace(HEALTHY, ingress_host="web.home.arpa"), lines)
     assert release.version == 1
     assert release.status == "live"
     assert _get(settings) == (200, "release one")
@@ -83,6 +83,24 @@ def test_a_good_deploy_goes_live_and_serves(settings: Settings, apps: Apps) -> N
     assert "       1 of 1 new pods ready" in lines
     assert lines[-1] == f"-----> {APP} v1 is live"
     assert "hello" not in "\n".join(lines)  # env values are never printed
+    with Kube(settings) as kube:
+        ingress = kube.get("ingresses", APP)
+    assert ingress is not None
+    assert ingress["spec"]["rules"][0]["host"] == "web.home.arpa"
+
+
+@pytest.mark.cluster
+def test_without_automatic_rollback_a_failure_says_how_to_roll_back(
+    settings: Settings, apps: Apps
+) -> None:
+    """With rollback_on_failure off the release is failed and the message names the command."""
+    _deploy(settings, apps.one)
+    manual = replace(settings, rollback_on_failure=False)
+    with pytest.raises(RolloutError, match=r"homeport rollback web 1") as failure:
+        _deploy(manual, apps.no_health, replace(HEALTHY, health_timeout=5))
+    assert "not ready within 5s" in str(failure.value)
+    assert releases.get(settings.data_dir, APP, 2).status == "failed"
+    assert _get(settings) == (200, "release one")  # maxUnavailable 0 kept the old pod serving
 
 
 @pytest.mark.cluster
@@ -234,3 +252,33 @@ def test_app_config_overrides_manifest_env_and_is_masked(settings: Settings, app
     assert appconfig.unset(settings, APP, ["GREETING"]) == ["TOKEN"]
     _deploy(settings, apps.one)
     assert _get(settings, "/env.txt") == (200, "hello")
+
+
+@pytest.mark.cluster
+def test_an_interrupted_rollout_is_settled_by_the_next_deploy(
+    settings: Settings, apps: Apps
+) -> None:
+    """A worker stopped mid-rollout leaves v1 deploying; the next deploy settles it first."""
+
+    def stop_worker(line: str) -> None:
+        if "new pods ready" in line:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        deploy.deploy(
+            settings,
+            app=APP,
+            commit="0" * 40,
+            image_ref=apps.one,
+            spec=HEALTHY,
+            secret_env={},
+            job_id=None,
+            emit=stop_worker,
+        )
+    (stuck,) = releases.deploying(settings.data_dir, APP)
+    assert stuck.reason.startswith("interrupted mid-rollout")
+    second = _deploy(settings, apps.two)
+    assert second.version == 2
+    assert releases.get(settings.data_dir, APP, 1).status == "superseded"
+    assert releases.deploying(settings.data_dir) == []
+    assert _get(settings) == (200, "release two")

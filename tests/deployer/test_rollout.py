@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from homeport.deployer import rollout
@@ -67,11 +68,13 @@ def test_unpullable_image_names_image_and_message() -> None:
     assert rollout.pod_failure(pod) == f"image {IMAGE} cannot be pulled: not found (ErrImagePull)"
 
 
-def test_bad_container_config_is_fatal() -> None:
-    """A missing Secret (CreateContainerConfigError) fails at once."""
+def test_bad_container_config_is_fatal_after_a_grace_period() -> None:
+    """A config error fails once it outlasts the kubelet's Secret cache catching up."""
     waiting = {"reason": "CreateContainerConfigError", "message": 'secret "blog-v9" not found'}
     pod = _pod(containerStatuses=[{"image": IMAGE, "state": {"waiting": waiting}}])
-    assert rollout.pod_failure(pod) == (
+    pod["metadata"]["creationTimestamp"] = "2026-11-27T03:00:00Z"
+    assert rollout.pod_failure(pod, datetime(2026, 11, 27, 3, 0, 5, tzinfo=UTC)) is None
+    assert rollout.pod_failure(pod, datetime(2026, 11, 27, 3, 1, tzinfo=UTC)) == (
         'container cannot be created: secret "blog-v9" not found (CreateContainerConfigError)'
     )
 
@@ -163,18 +166,25 @@ def test_terminating_pods_are_ignored() -> None:
     assert rollout.assess(None, [pod], 2).failure is None
 
 
-def test_secret_cache_sync_is_not_a_failure() -> None:
-    """The kubelet's 'failed to sync secret cache' clears by itself: not a failed release."""
-    from homeport.deployer.rollout import pod_failure
+def test_new_replicaset_is_found_by_revision_and_owner() -> None:
+    """The new pods are those of the ReplicaSet at the Deployment's revision, by template hash."""
+    dep = {"metadata": {"uid": "d1", "annotations": {rollout.REVISION: "3"}}}
 
-    waiting = {
-        "reason": "CreateContainerConfigError",
-        "message": "failed to sync secret cache: timed out waiting for the condition",
-    }
-    pod = {"status": {"containerStatuses": [{"state": {"waiting": waiting}}]}}
-    assert pod_failure(pod) is None
-    waiting["message"] = 'secret "blog-v1" not found'
-    assert (
-        pod_failure(pod)
-        == f"container cannot be created: {waiting['message']} (CreateContainerConfigError)"
-    )
+    def rs(uid: str, revision: str, pod_hash: str) -> dict[str, Any]:
+        return {
+            "metadata": {
+                "ownerReferences": [{"uid": uid}],
+                "annotations": {rollout.REVISION: revision},
+                "labels": {rollout.HASH_LABEL: pod_hash},
+            }
+        }
+
+    sets = [rs("d1", "2", "old"), rs("other", "3", "foreign"), rs("d1", "3", "new")]
+    assert rollout.new_replicaset_hash(dep, sets) == "new"
+    assert rollout.new_replicaset_hash({"metadata": {"uid": "d1"}}, sets) is None
+    pods = [
+        {"metadata": {"name": "a", "labels": {rollout.HASH_LABEL: "old"}}},
+        {"metadata": {"name": "b", "labels": {rollout.HASH_LABEL: "new"}}},
+    ]
+    assert [p["metadata"]["name"] for p in rollout.of_replicaset(pods, "new")] == ["b"]
+    assert len(rollout.of_replicaset(pods, None)) == 2
