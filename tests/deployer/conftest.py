@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,27 +12,12 @@ import pytest
 from homeport.config import Settings
 from homeport.deployer.kube import ApiError, Kube
 from tests.deployer import images
-
-CLUSTER = Path("/work/wt/cluster/tests/cluster")
-KUBECONFIG = Path("/var/lib/homeport-test/cluster/admin.kubeconfig")
-
-
-def _cluster_script() -> Path | None:
-    for candidate in (images.REPO_ROOT / "tests" / "cluster", CLUSTER):
-        if (candidate / "status").exists():
-            return candidate
-    return None
+from tests.support.cluster import KUBECONFIG
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Path:
-    """The admin kubeconfig of a healthy test cluster, else the test is skipped."""
-    script = _cluster_script()
-    if script is None or not KUBECONFIG.exists():
-        pytest.skip("the local test cluster is not set up (tests/cluster/up)")
-    status = subprocess.run([str(script / "status")], capture_output=True, check=False)
-    if status.returncode != 0:
-        pytest.skip("the local test cluster is not healthy (tests/cluster/status)")
+def cluster(kube: object) -> Path:
+    """The admin kubeconfig of the test cluster (the kube fixture fails when it is down)."""
     return KUBECONFIG
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import tempfile
 from pathlib import Path
+
+from tests.support.cluster import build_and_push
 
 REGISTRY = "127.0.0.1:5000"
 BASE = "homeport-base:busybox"
@@ -15,35 +14,10 @@ SERVE = 'echo "$GREETING" > /www/env.txt; exec httpd -f -p 8080 -h /www'
 MISSING = f"{REGISTRY}/homeport-test-missing@sha256:{'0' * 63}1"
 
 
-def base_image() -> None:
-    subprocess.run(
-        [str(REPO_ROOT / "scripts" / "base-image"), BASE], check=True, stdout=subprocess.DEVNULL
-    )
-
-
 def build(name: str, tag: str, *, index: str, healthz: bool = True, crash: bool = False) -> str:
-    """Build, push and return `127.0.0.1:5000/<name>@sha256:...`."""
-    base_image()
-    ref = f"{REGISTRY}/{name}:{tag}"
-    with tempfile.TemporaryDirectory() as tmp:
-        ctx = Path(tmp)
-        (ctx / "www").mkdir()
-        (ctx / "www" / "index.html").write_text(index + "\n")
-        if healthz:
-            (ctx / "www" / "healthz").write_text("ok\n")
-        cmd = ["sh", "-c", "exit 1"] if crash else ["sh", "-c", SERVE]
-        (ctx / "Dockerfile").write_text(
-            f"FROM {BASE}\nCOPY www/ /www/\nEXPOSE 8080\nCMD {json.dumps(cmd)}\n"
-        )
-        subprocess.run(
-            ["docker", "build", "-q", "-t", ref, str(ctx)], check=True, stdout=subprocess.DEVNULL
-        )
-    subprocess.run(["docker", "push", "-q", ref], check=True, stdout=subprocess.DEVNULL)
-    out = subprocess.run(
-        ["docker", "inspect", "--format", "{{json .RepoDigests}}", ref],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    digests = [d for d in json.loads(out) if d.startswith(f"{REGISTRY}/{name}@")]
-    return digests[0]
+    """Build, push and return `127.0.0.1:5000/<name>@sha256:...` (`tag` names the variant)."""
+    files = {"www/index.html": index + "\n", "www/.variant": tag}
+    if healthz:
+        files["www/healthz"] = "ok\n"
+    cmd = ["sh", "-c", "exit 1"] if crash else ["sh", "-c", SERVE]
+    return build_and_push(name, files, cmd)
