@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from homeport.builder import build_and_push
-from homeport.builder.retention import prune
 from homeport.manifest import Manifest
+from homeport.registry import prune
 
 REGISTRY = "127.0.0.1:5000"
 MEMORY = 1024**3

@@ -7,10 +7,10 @@ HomeportError
 ├── SourceError            a webhook's clone URL homeport will not fetch (sources.py)
 ├── QueueUnavailable       Redis cannot be reached (queue.py)
 ├── RedisStartError        the embedded Redis did not start (redis_server.py)
-├── ReleaseUnavailable     a rollback target whose image or Secret is gone (deployer/errors.py)
+├── ReleaseUnavailable     a rollback target whose image or Secret is gone (releases.py)
 ├── StageError             a deploy stage failed; the job ends failed with its message
 │   ├── BuildError         Dockerfile missing or failing, engine unreachable (builder/errors.py)
-│   ├── RegistryError      registry unreachable or refusing the push (builder/errors.py)
+│   ├── RegistryError      registry unreachable or refusing the push (registry.py)
 │   ├── TreeError          a pushed tree entry would escape the context (commits.py)
 │   └── RolloutError       the cluster refused or the release never became ready (deployer/)
 └── NotFound               an app, job or release that does not exist

@@ -9,8 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
-from homeport import apps, joblog, jobs, queue, sources
-from homeport.builder import retention
+from homeport import apps, joblog, jobs, queue, registry, sources
 from homeport.builder.build import BuiltImage, build_and_push
 from homeport.config import Settings
 from homeport.deployer import deploy as deployer
@@ -167,7 +166,7 @@ def _keep_releases(settings: Settings, app: str, out: joblog.JobLog) -> None:
     """Drop images and Secrets of releases outside retention; never fails the deploy."""
     try:
         keep = deployer.keep_digests(settings, app)
-        removed = retention.prune(settings.registry, app, keep)
+        removed = registry.prune(settings.registry, app, keep)
     except HomeportError as exc:
         log.warning("retention of %s skipped: %s", app, exc)
         out.write(f"       (old images were not cleaned up: {exc})")

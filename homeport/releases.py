@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from homeport import db
-from homeport.errors import NotFound
+from homeport import db, registry
+from homeport.errors import HomeportError, NotFound
 
 Status = Literal["deploying", "live", "failed", "rolled_back", "superseded"]
 STATUSES: tuple[Status, ...] = ("deploying", "live", "failed", "rolled_back", "superseded")
@@ -213,3 +213,21 @@ def rollback_target(data_dir: Path, app: str) -> Release:
             " name a version with `homeport rollback APP VERSION`"
         )
     return _row(row)
+
+
+class ReleaseUnavailable(HomeportError):
+    """A release cannot be deployed again: its image or its config Secret is gone."""
+
+
+def require_image(release: Release) -> None:
+    """Raise ReleaseUnavailable unless the registry still holds the release's image."""
+    what = f"{release.app} v{release.version}"
+    try:
+        present = registry.has_image(release.image)
+    except (registry.RegistryError, ValueError) as exc:
+        raise ReleaseUnavailable(f"{what} cannot be restored: {exc}") from exc
+    if not present:
+        raise ReleaseUnavailable(
+            f"{what} cannot be restored: its image {release.image} is no longer in the registry"
+            " (pruned or deleted); deploy its commit again to rebuild it"
+        )

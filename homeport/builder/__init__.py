@@ -1,6 +1,6 @@
 """The builder: a pushed commit becomes an image in the registry.
 
-build_and_push() is the entry point; retention.prune() drops old images from the registry.
+build_and_push() is the entry point; homeport.registry.prune() drops old images from the registry.
 """
 
 from __future__ import annotations

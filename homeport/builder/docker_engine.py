@@ -20,7 +20,8 @@ import docker.errors
 import requests.exceptions
 import urllib3.exceptions
 
-from homeport.builder.errors import BuildError, RegistryError
+from homeport.builder.errors import BuildError
+from homeport.registry import RegistryError
 
 log = logging.getLogger(__name__)
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from homeport.errors import StageError
+from homeport.registry import RegistryError
+
+__all__ = ["BuildError", "RegistryError"]
 
 
 class BuildError(StageError):
     """The image could not be built: no Dockerfile, a failing step, a timeout, no engine."""
-
-
-class RegistryError(StageError):
-    """The registry could not be reached or refused the push or a deletion."""

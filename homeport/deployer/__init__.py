@@ -3,7 +3,6 @@
 spec.py      RunSpec, what a release needs to know about how the app runs
 objects.py   pure functions: RunSpec -> Kubernetes objects
 kube.py      the Kubernetes adapter (the only module importing `kubernetes`)
-registry.py  asks the registry whether an image still exists
 rollout.py   follows a rollout with watches and names the cause of a failure
 deploy.py    deploy, rollback, reconcile, keep_digests (the queue tasks call these)
 appconfig.py app env secrets kept in the Secret `<app>-config`

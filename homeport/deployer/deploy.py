@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from homeport import releases
+from homeport import registry, releases
 from homeport.config import Settings
-from homeport.deployer import appconfig, objects, registry
+from homeport.deployer import appconfig, objects
 from homeport.deployer.errors import ReleaseUnavailable, RolloutError
 from homeport.deployer.kube import Kube
 from homeport.deployer.rollout import follow
@@ -262,7 +262,7 @@ def rollback(
             f"{what} never went live ({target.status}"
             f"{': ' + target.reason if target.reason else ''}); roll back to a release that did"
         )
-    registry.require_image(target.image, what)
+    releases.require_image(target)
     with Kube(settings) as kube:
         secret = secret_of(target)
         if kube.get("secrets", secret) is None:

@@ -3,17 +3,16 @@
 StageError
 └── RolloutError           the cluster refused or the release never became ready
 HomeportError
-└── ReleaseUnavailable     a rollback target whose image or Secret is gone (API: 409)
+└── ReleaseUnavailable     a rollback target whose image or Secret is gone (releases.py)
 """
 
 from __future__ import annotations
 
-from homeport.errors import HomeportError, StageError
+from homeport.errors import StageError
+from homeport.releases import ReleaseUnavailable
+
+__all__ = ["ReleaseUnavailable", "RolloutError"]
 
 
 class RolloutError(StageError):
     """The cluster refused the release, or the release never became ready."""
-
-
-class ReleaseUnavailable(HomeportError):
-    """A release cannot be deployed again: its image is gone from the registry."""

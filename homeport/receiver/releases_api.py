@@ -16,8 +16,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from homeport import apps, jobs, queue, releases
-from homeport.deployer.errors import ReleaseUnavailable
-from homeport.deployer.registry import require_image
 from homeport.errors import HomeportError
 from homeport.receiver.api import authorized, existing_app, state_of
 from homeport.receiver.state import read_capped
@@ -83,8 +81,8 @@ async def rollback(request: Request) -> Response:
     if current is not None and current.version == target.version:
         return _error(409, f"{what} is already live; name another release to roll back to")
     try:
-        await asyncio.to_thread(require_image, target.image, what)
-    except ReleaseUnavailable as exc:
+        await asyncio.to_thread(releases.require_image, target)
+    except releases.ReleaseUnavailable as exc:
         return _error(409, str(exc))
     job = jobs.create(
         settings.data_dir,

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from homeport.builder import BuiltImage, build_and_push
-from homeport.builder.retention import prune
 from homeport.manifest import Manifest
+from homeport.registry import prune
 from tests.builder.support import BASE_IMAGE, REGISTRY, Build, Recorder
 
 ROOT = Path(__file__).resolve().parents[2]

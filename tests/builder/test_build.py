@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from homeport.builder import BuildError, BuiltImage, RegistryError
-from homeport.builder.retention import MANIFEST_TYPES, prune
 from homeport.manifest import parse_manifest
+from homeport.registry import MANIFEST_TYPES, prune
 from tests.builder.support import REGISTRY, Build, Recorder, dockerfile, registry_tags
 from tests.conftest import GitApp
 

@@ -1,7 +1,9 @@
-"""Registry retention: the only module that talks to the registry's HTTP API.
+"""The registry's HTTP API: the only module that speaks it (the Docker engine pushes).
 
-Deleting a manifest only unlinks it; the registry's garbage collector reclaims the layers
-(`docker-registry garbage-collect config.yml` with the registry stopped or read-only).
+The builder prunes images of releases no longer kept; the deployer and the rollback API ask
+whether a release's image is still there. Deleting a manifest only unlinks it; the
+registry's garbage collector reclaims the layers (`docker-registry garbage-collect
+config.yml` with the registry stopped or read-only).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from homeport.builder.errors import RegistryError
+from homeport.errors import StageError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,29 @@ PAGE_SIZE = 1000
 MAX_PAGES = 100
 
 _LINK = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
+
+
+class RegistryError(StageError):
+    """The registry could not be reached or refused the push or a deletion."""
+
+
+def split(image: str) -> tuple[str, str, str]:
+    """`127.0.0.1:5000/blog@sha256:ab` -> ("127.0.0.1:5000", "blog", "sha256:ab")."""
+    name, at, digest = image.partition("@")
+    host, slash, repo = name.partition("/")
+    if not at or not slash or not digest.startswith("sha256:"):
+        raise ValueError(f"image {image!r} is not REGISTRY/REPO@sha256:DIGEST")
+    return host, repo, digest
+
+
+def has_image(image: str) -> bool:
+    """Whether the registry still holds `REGISTRY/REPO@sha256:...`; RegistryError if unsure."""
+    host, repo, digest = split(image)
+    reg = _Registry(host)
+    try:
+        return _digest(reg, repo, digest) is not None
+    finally:
+        reg.session.close()
 
 
 def _base(registry: str) -> str:

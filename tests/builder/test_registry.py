@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from homeport.builder import RegistryError
-from homeport.builder.retention import MANIFEST_TYPES, digest_of, list_tags, prune
+from homeport.registry import MANIFEST_TYPES, digest_of, list_tags, prune
 from tests.builder.support import REGISTRY, Build, dockerfile, registry_tags
 from tests.conftest import GitApp
 
