@@ -90,7 +90,8 @@ daemon_pid() {
 start_daemon() {
   local name=$1 exe=$2
   shift 2
-  setsid "$exe" "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
+  # 9>&- : the daemons must not inherit the lock of tests/cluster/up, or they hold it forever.
+  setsid "$exe" "$@" >"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
   echo $! >"$PIDS/$name.pid"
   # Until the child has exec'd the daemon, its pid still shows the shell.
   for _ in $(seq 50); do
