@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import time
 
-from homeport import apps, joblog, jobs, queue, registry, sources
+import redis
+
+from homeport import apps, joblog, jobs, queue, registry, releases, sources
 from homeport.builder.build import BuiltImage, build_and_push
 from homeport.config import Settings
 from homeport.deployer import deploy as deployer
@@ -37,6 +39,20 @@ def run_app(app: str) -> None:
                 execute(settings, job)
     finally:
         queue.runner_done(settings, conn, app)
+
+
+def settle_releases(settings: Settings, conn: redis.Redis) -> None:
+    """At worker start: releases a dead worker left `deploying` get their real status.
+
+    An app whose runner is alive is mid-rollout on another worker: its release is left alone.
+    """
+    for app in sorted({r.app for r in releases.deploying(settings.data_dir)}):
+        if queue.runner_alive(conn, app):
+            continue
+        try:
+            deployer.reconcile(settings, app)
+        except HomeportError as exc:
+            log.warning("could not check the releases %s left deploying: %s", app, exc)
 
 
 def output_for(settings: Settings, job: jobs.Job) -> joblog.JobLog:

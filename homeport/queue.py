@@ -73,6 +73,11 @@ def _runner_alive(conn: redis.Redis, rq_id: bytes | str | None, app: str) -> boo
     return False
 
 
+def runner_alive(conn: redis.Redis, app: str) -> bool:
+    """Whether a runner for the app is queued, or running with a live heartbeat."""
+    return _runner_alive(conn, conn.get(_runner_key(app)), app)
+
+
 def _enqueue_runner(settings: Settings, conn: redis.Redis, app: str) -> None:
     queue = Queue(QUEUE_NAME, connection=conn)
     rq_job = queue.enqueue(

@@ -15,6 +15,10 @@ from homeport.config import Settings
 
 log = logging.getLogger(__name__)
 
+# How often a worker looks for jobs and releases that a dead worker left behind; a dead
+# runner is noticed once its heartbeat expires (queue.HEARTBEAT_TTL).
+MAINTENANCE_SECONDS = 10
+
 
 def _exit_with(parent: int) -> None:
     """Stop (after the current job) once the process that started us is gone."""
@@ -26,12 +30,33 @@ def _exit_with(parent: int) -> None:
             return
 
 
+def _maintain(settings: Settings) -> None:
+    """Every few seconds: restart queues whose runner died, settle releases it left behind."""
+    from homeport import pipeline
+
+    conn = queue.connect(settings.queue_url)
+    while True:
+        time.sleep(MAINTENANCE_SECONDS)
+        try:
+            queue.recover(settings, conn)
+            pipeline.settle_releases(settings, conn)
+        except Exception:  # the loop must outlive any one failure; the next round retries
+            log.exception("worker maintenance failed")
+
+
 def run(settings: Settings, *, burst: bool = False, exit_with_parent: bool = False) -> None:
     if exit_with_parent:
         threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
     db.init(settings.data_dir)
+    # Imported once here rather than in every forked job: the Docker and Kubernetes clients
+    # take about half a second to import, which every deploy would otherwise pay.
+    from homeport import pipeline
+
     conn = queue.connect(settings.queue_url)
     # Jobs left behind by a killed worker or a Redis that lost its data run again.
     queue.recover(settings, conn)
+    pipeline.settle_releases(settings, conn)
+    if not burst:
+        threading.Thread(target=_maintain, args=(settings,), daemon=True).start()
     worker = Worker([queue.QUEUE_NAME], connection=conn)
     worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
