@@ -1,0 +1,81 @@
+"""The homeport CLI against a running server and the test cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.support.gitwork import WorkTree
+from tests.support.servers import TOKEN, Homeport
+
+
+def _cli(hp: Homeport, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
+    env.update(HOMEPORT_URL=hp.url, HOMEPORT_TOKEN=TOKEN)
+    return subprocess.run(
+        [sys.executable, "-m", "homeport", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_releases_rollback_config_and_logs(homeport: Homeport, work: WorkTree) -> None:
+    """Tables and --json for apps, releases, config and logs; rollback follows its job."""
+    first = work.commit("one", **{"index.html": "one"})
+    assert work.push(homeport.remote("blog")).returncode == 0
+    work.commit("two", **{"index.html": "two"})
+    assert work.push(homeport.remote("blog")).returncode == 0
+
+    apps = _cli(homeport, "apps")
+    assert apps.returncode == 0 and "blog" in apps.stdout and "succeeded" in apps.stdout
+    table = _cli(homeport, "releases", "blog")
+    assert table.stdout.splitlines()[0].split()[:3] == ["VERSION", "STATUS", "COMMIT"]
+    assert "v2" in table.stdout and "live" in table.stdout
+
+    rolled = _cli(homeport, "rollback", "blog", "--to", "1")
+    assert rolled.returncode == 0, rolled.stderr
+    assert "-----> Rolling back blog to v1" in rolled.stdout
+    assert "blog v3 is live" in rolled.stdout
+    listed = json.loads(_cli(homeport, "releases", "blog", "--json").stdout)["releases"]
+    assert (listed[0]["version"], listed[0]["rollback_of"], listed[0]["commit"]) == (3, 1, first)
+
+    again = _cli(homeport, "rollback", "blog", "--to", "3")
+    assert again.returncode == 1 and "already live" in again.stderr
+    missing = _cli(homeport, "rollback", "blog", "--to", "42")
+    assert missing.returncode == 1 and "404" in missing.stderr
+
+    secret = "s3cr3t-value-123"
+    set_ = _cli(homeport, "config", "set", "blog", f"API_KEY={secret}", "MODE=prod")
+    assert set_.returncode == 0, set_.stderr
+    assert secret not in set_.stdout and "API_KEY" in set_.stdout
+    shown = json.loads(_cli(homeport, "config", "show", "blog", "--json").stdout)
+    assert set(shown["config"]) == {"API_KEY", "MODE"}
+    assert secret not in json.dumps(shown)
+    assert _cli(homeport, "config", "unset", "blog", "MODE").returncode == 0
+    shown = json.loads(_cli(homeport, "config", "show", "blog", "--json").stdout)
+    assert set(shown["config"]) == {"API_KEY"}
+    bad = _cli(homeport, "config", "set", "blog", "NOEQUALS")
+    assert bad.returncode == 1 and "KEY=VALUE" in bad.stderr
+
+    logs = _cli(homeport, "logs", "blog")
+    assert "blog v3 is live" in logs.stdout
+
+
+def test_cli_without_a_server_says_where_it_looked(tmp_path: object) -> None:
+    """An unreachable server is one clear line, not a traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
+    env.update(HOMEPORT_URL="http://127.0.0.1:9", HOMEPORT_TOKEN="x")
+    result = subprocess.run(
+        [sys.executable, "-m", "homeport", "apps"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("homeport: cannot reach homeport at http://127.0.0.1:9")
+    assert "Traceback" not in result.stderr
