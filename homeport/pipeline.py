@@ -68,14 +68,12 @@ def execute(settings: Settings, job: jobs.Job) -> None:
     try:
         release = _stages(settings, job, out)
     except HomeportError as exc:
+        # The reason is stored and shown by the API and git: masked like the output.
+        text = out.masker(str(exc))
         # A failed rollout already names the release: "blog v4 failed: ...; rolled back to v3".
-        text = str(exc)
-        out.write(
-            f"-----> {text}"
-            if text.startswith(f"{job.app} v")
-            else f"-----> {job.app} failed: {text}"
-        )
-        jobs.finish(settings.data_dir, job.id, jobs.FAILED, str(exc))
+        named = text.startswith(f"{job.app} v")
+        out.write(f"-----> {text}" if named else f"-----> {job.app} failed: {text}")
+        jobs.finish(settings.data_dir, job.id, jobs.FAILED, text)
         return
     except BaseException as exc:
         # rq's timeout arrives as an exception; anything else is a bug, logged in full
@@ -115,7 +113,7 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
     try:
         if job.source in WEBHOOK_SOURCES:
             url = str(job.params.get("clone_url", ""))
-            out.write(f"-----> Fetching {job.ref} from {url}")
+            out.write(f"-----> Fetching {job.ref} from {sources.shown(url)}")
             sources.fetch_commit(repo, url, job.ref, job.commit, settings.allow_file_urls)
         if not apps.has_commit(repo, job.commit):
             raise HomeportError(f"commit {job.commit[:12]} is not in the repository of {job.app}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from dulwich.client import get_transport_and_path
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
@@ -19,6 +19,14 @@ class SourceError(HomeportError):
     """A clone URL homeport refuses to fetch from."""
 
 
+def shown(url: str) -> str:
+    """The URL without user name and password, for output and messages."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def check_clone_url(url: str, allow_file: bool) -> str:
     """Only http(s) by default: a webhook must not make homeport read local paths."""
     scheme = urlsplit(url).scheme.lower()
@@ -28,7 +36,7 @@ def check_clone_url(url: str, allow_file: bool) -> str:
         return url
     allowed = "http, https or file" if allow_file else "http or https"
     raise SourceError(
-        f"clone URL {url[:200]!r} is not allowed: use {allowed}"
+        f"clone URL {shown(url)[:200]!r} is not allowed: use {allowed}"
         + ("" if allow_file else " (file:// needs HOMEPORT_ALLOW_FILE_URLS=true)")
     )
 
@@ -47,8 +55,8 @@ def fetch_commit(repo: Repo, url: str, ref: str, commit: str, allow_file: bool) 
 
         client.fetch(path, repo, determine_wants=wants)
     except (GitProtocolError, HangupException, NotGitRepository, OSError) as exc:
-        raise StageError(f"cannot fetch {ref} from {url}: {exc}") from exc
+        raise StageError(f"cannot fetch {ref} from {shown(url)}: {exc}") from exc
     if not has_commit(repo, commit):
         raise StageError(
-            f"commit {commit[:12]} is not on {ref} at {url}; was the branch force-pushed?"
+            f"commit {commit[:12]} is not on {ref} at {shown(url)}; was the branch force-pushed?"
         )

@@ -88,8 +88,8 @@ def test_push_event_fetches_and_deploys(homeport: Homeport, tmp_path: Path) -> N
     assert job["status"] == "succeeded", job
     log = homeport.api("GET", f"/api/apps/blog/jobs/{job_id}/log").text
     assert "-----> Fetching refs/heads/main from" in log
-    # The token in the clone URL is a secret: masked in the output.
-    assert "test-token" not in log and "***" in log
+    # The token in the clone URL is a credential: the output names the URL without it.
+    assert "test-token" not in log
 
 
 def test_same_delivery_enqueues_once(homeport: Homeport, tmp_path: Path) -> None:
@@ -243,3 +243,18 @@ def test_without_a_secret_every_delivery_is_refused(tmp_path: Path, redis_url: s
         assert "HOMEPORT_WEBHOOK_SECRET" in response.json()["error"]
     finally:
         hp.stop()
+
+
+def test_clone_url_credentials_never_show(homeport: Homeport) -> None:
+    """A clone URL with a password: the failed fetch names the URL without it."""
+    url = "http://deploy:hunter2-secret@127.0.0.1:9/blog.git"
+    body = json.dumps(_payload(url, "b" * 40)).encode()
+    response = _github(homeport, body)
+    assert response.status_code == 202, response.text
+    job = homeport.wait_job("blog", response.json()["job"])
+    assert job["status"] == "failed"
+    assert "cannot fetch refs/heads/main from http://127.0.0.1:9/blog.git" in str(job["reason"])
+    log = homeport.api("GET", f"/api/apps/blog/jobs/{job['id']}/log").text
+    listing = homeport.api("GET", "/api/apps/blog/jobs").text
+    for text in (str(job), log, listing):
+        assert "hunter2-secret" not in text
