@@ -41,6 +41,15 @@ def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
 
 
+# One round trip for the common case of a burst of pushes: is the app's runner still queued?
+_RUNNER_QUEUED = """
+local id = redis.call('GET', KEYS[1])
+if not id then return 0 end
+if redis.call('HGET', ARGV[1] .. id, 'status') == 'queued' then return 1 end
+return 0
+"""
+
+
 def _runner_key(app: str) -> str:
     return f"homeport:runner:{app}"
 
@@ -97,10 +106,7 @@ def submit(settings: Settings, conn: redis.Redis, app: str) -> None:
     job when it starts, and the job is already recorded, so nothing more is needed.
     """
     try:
-        rq_id = conn.get(_runner_key(app))
-        if isinstance(rq_id, bytes) and RqJob(rq_id.decode(), connection=conn).get_status() == (
-            "queued"
-        ):
+        if conn.eval(_RUNNER_QUEUED, 1, _runner_key(app), RqJob.redis_job_namespace_prefix):
             return
         with _app_lock(conn, app):
             if not _runner_alive(conn, conn.get(_runner_key(app)), app):

@@ -69,6 +69,7 @@ async def _crash(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, token: str, conn: redis.Redis | None = None) -> Starlette:
     db.init(settings.data_dir)
+    db.checkpoint_in_background(settings.data_dir)
     conn = conn or redis.Redis.from_url(settings.queue_url)
     state = State(settings=settings, token=token, redis=conn)
     routes = [
