@@ -11,10 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 from common import rss_mb, scratch
 
-from tests.support.servers import children, free_port
+from tests.support.servers import children, free_port, wait_healthy
 
 
 def _name(pid: int) -> str:
@@ -36,13 +35,7 @@ def main() -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        assert wait_healthy(f"http://127.0.0.1:{port}"), "homeport up did not answer"
         time.sleep(5)  # let the worker finish starting
         receiver = rss_mb(up.pid)
         workers = [p for p in children(up.pid) if not _name(p).startswith("redis")]

@@ -6,13 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
-
 from tests.support.gitwork import WorkTree
-from tests.support.servers import children, free_port
+from tests.support.servers import children, free_port, wait_healthy
 
 
 def _alive(pid: int) -> bool:
@@ -45,13 +42,7 @@ def test_up_runs_everything_and_stops_cleanly(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        assert wait_healthy(f"http://127.0.0.1:{port}"), "homeport up did not answer"
         token_file = tmp_path / "data" / "token"
         assert oct(token_file.stat().st_mode & 0o777) == "0o600"
         token = token_file.read_text().strip()

@@ -26,6 +26,23 @@ def free_port() -> int:
         return port
 
 
+def wait_healthy(
+    url: str, timeout: float = 30, alive: subprocess.Popen[bytes] | None = None
+) -> bool:
+    """Poll url/healthz until it answers 200; False on timeout or if `alive` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        if alive is not None and alive.poll() is not None:
+            return False
+        time.sleep(0.1)
+    return False
+
+
 def start_redis(directory: Path) -> EmbeddedRedis:
     server = EmbeddedRedis(directory / "redis.sock")
     server.start()
@@ -75,16 +92,8 @@ class Homeport:
             stderr=subprocess.STDOUT,
         )
         self.start_workers(workers)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if self.server.poll() is not None:
-                break
-            time.sleep(0.1)
+        if wait_healthy(self.url, 20, self.server):
+            return self
         log = (self.data_dir / "server.log").read_text()
         raise RuntimeError(f"homeport serve did not start:\n{log}")
 
