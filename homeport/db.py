@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     status TEXT NOT NULL,            -- queued | running | succeeded | failed | superseded
     reason TEXT NOT NULL DEFAULT '',
     release INTEGER,
+    image TEXT NOT NULL DEFAULT '',  -- REGISTRY/APP@sha256:... once pushed
     created_at REAL NOT NULL,
     started_at REAL,
     ended_at REAL

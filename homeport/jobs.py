@@ -37,6 +37,7 @@ class Job:
     params: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
     release: int | None = None
+    image: str = ""
     started_at: float | None = None
     ended_at: float | None = None
 
@@ -70,6 +71,7 @@ def _row(row: sqlite3.Row) -> Job:
         params=json.loads(row["params"]),
         reason=row["reason"],
         release=row["release"],
+        image=row["image"],
         started_at=row["started_at"],
         ended_at=row["ended_at"],
     )
@@ -209,3 +211,9 @@ def fail_running(data_dir: Path, app: str, reason: str) -> list[str]:
 
 def is_ended(data_dir: Path, job_id: str) -> bool:
     return get(data_dir, job_id).ended
+
+
+def record_image(data_dir: Path, job_id: str, image: str) -> None:
+    """The image the job built and pushed, by digest."""
+    with db.connect(data_dir) as conn:
+        conn.execute("UPDATE jobs SET image = ? WHERE id = ?", (image, job_id))

@@ -132,6 +132,7 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
         timeout=settings.job_timeout,
         emit=out,
     )
+    jobs.record_image(settings.data_dir, job.id, image.ref)
     version = _roll_out(settings, job, manifest, image, out)
     _move_branch(settings, job)
     return version

@@ -41,6 +41,7 @@ def test_first_push_creates_the_app_and_deploys(homeport: Homeport, work: WorkTr
     assert [(j["commit"], j["status"], j["source"]) for j in jobs] == [
         (commit, "succeeded", "push")
     ]
+    assert jobs[0]["image"].startswith("127.0.0.1:5000/blog@sha256:")
 
 
 def test_clone_of_the_remote_works(homeport: Homeport, work: WorkTree, tmp_path: Path) -> None:
