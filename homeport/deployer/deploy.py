@@ -69,6 +69,9 @@ def _apply(kube: Kube, release: Release) -> None:
     ingress = objects.ingress(release.app, spec)
     if ingress is not None:
         kube.apply(ingress)
+    else:
+        # A release without a host must not leave an earlier release's route behind.
+        kube.delete("ingresses", release.app)
     kube.apply(
         objects.deployment(release.app, release.version, release.image, spec, secret_of(release))
     )

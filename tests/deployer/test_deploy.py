@@ -87,6 +87,10 @@ def test_a_good_deploy_goes_live_and_serves(settings: Settings, apps: Apps) -> N
         ingress = kube.get("ingresses", APP)
     assert ingress is not None
     assert ingress["spec"]["rules"][0]["host"] == "web.home.arpa"
+    # A later release without a host takes the route away.
+    _deploy(settings, apps.two, HEALTHY, lines)
+    with Kube(settings) as kube:
+        assert kube.get("ingresses", APP) is None
 
 
 @pytest.mark.cluster

@@ -55,6 +55,7 @@ def test_service_account_has_least_privilege(settings: Settings, cluster: Path) 
             ("delete", "secrets"),
             ("patch", "services"),
             ("create", "ingresses.networking.k8s.io"),
+            ("delete", "ingresses.networking.k8s.io"),
         ]
         denied = [
             ("list", "secrets"),
