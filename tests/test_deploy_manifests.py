@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.cluster import KUBECONFIG, Kube
+from tests.support.cluster import KUBECONFIG, Kube, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +50,17 @@ def test_deploy_manifests_pass_server_dry_run(kube: Kube) -> None:
     for doc in docs:
         if doc["kind"] == "Namespace":
             name = doc["metadata"]["name"]
+            # Another test may have just deleted it: a terminating namespace takes no objects.
+            wait_until(
+                lambda name=name: (
+                    "Terminating"
+                    not in _kubectl(
+                        "get", "namespace", name, "-o", "jsonpath={.status.phase}"
+                    ).stdout
+                ),
+                timeout=120,
+                what=f"namespace {name} to finish terminating",
+            )
             if _kubectl("get", "namespace", name).returncode != 0:
                 assert _kubectl("create", "namespace", name).returncode == 0
                 made.append(name)
