@@ -12,7 +12,7 @@ import time
 import redis
 
 from homeport import apps, joblog, jobs, queue, registry, releases, sources
-from homeport.builder.build import BuiltImage, build_and_push
+from homeport.builder.build import BuiltImage, build_and_push, remove_old_images
 from homeport.config import Settings
 from homeport.deployer import deploy as deployer
 from homeport.deployer.spec import RunSpec
@@ -182,9 +182,13 @@ def _keep_releases(settings: Settings, app: str, out: joblog.JobLog) -> None:
     try:
         keep = deployer.keep_digests(settings, app)
         removed = registry.prune(settings.registry, app, keep)
+        untagged = remove_old_images(settings.registry, app, keep)
     except HomeportError as exc:
         log.warning("retention of %s skipped: %s", app, exc)
         out.write(f"       (old images were not cleaned up: {exc})")
         return
-    if removed:
-        out.write(f"       removed {len(removed)} image(s) of releases no longer kept")
+    if removed or untagged:
+        out.write(
+            f"       removed {len(removed)} image(s) from the registry and {len(untagged)} "
+            "from the Docker engine (releases no longer kept)"
+        )

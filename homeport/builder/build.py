@@ -100,3 +100,14 @@ def build_and_push(
         digest = engine.push(repository, tag, output=indented)
     emit(f"       Pushed {repository}@{digest}")
     return BuiltImage(repository=repository, tag=ref, digest=digest)
+
+
+def remove_old_images(
+    registry: str, app: str, keep_digests: set[str], docker_host: str | None = None
+) -> list[str]:
+    """Untag the engine's images of the app that no kept release uses; return the tags.
+
+    Every build leaves an image in the engine; without this a homelab disk fills up.
+    """
+    with DockerEngine(docker_host) as engine:
+        return engine.remove_images(f"{registry}/{app}", keep_digests)

@@ -285,6 +285,32 @@ class DockerEngine:
 
     # -- push ------------------------------------------------------------------------------
 
+    def remove_images(self, repository: str, keep_digests: set[str]) -> list[str]:
+        """Untag local images of `repository` whose pushed digest is not kept; return the tags.
+
+        Layers that kept images share stay, so the build cache survives; an image still used
+        by a container is left alone.
+        """
+        removed: list[str] = []
+        try:
+            images = self._client.images(name=repository)
+        except docker.errors.APIError as exc:
+            raise BuildError(f"cannot list the local images of {repository}: {exc}") from exc
+        for image in images:
+            digests = {d.rpartition("@")[2] for d in image.get("RepoDigests") or []}
+            if digests & keep_digests:
+                continue
+            for tag in image.get("RepoTags") or []:
+                if not tag.startswith(repository + ":"):
+                    continue
+                try:
+                    self._client.remove_image(tag)
+                except docker.errors.APIError as exc:
+                    log.info("keeping %s: %s", tag, exc)
+                    continue
+                removed.append(tag)
+        return removed
+
     def push(self, repository: str, tag: str, *, output: Output) -> str:
         """Push repository:tag; return the manifest digest the registry reported."""
         ref = f"{repository}:{tag}"

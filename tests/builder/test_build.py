@@ -402,3 +402,22 @@ def test_build_steps_run_under_the_memory_cap(git_app: GitApp, app_name: str, bu
     emit = Recorder()
     build(git_app.bare, app_name, commit, emit=emit, build_memory=300 * 1024**2)
     assert f"       {300 * 1024**2}" in emit.lines
+
+
+def test_old_local_images_are_removed(git_app: GitApp, app_name: str, build: Build) -> None:
+    """Images of releases no longer kept leave the engine; the kept one and its cache stay."""
+    from homeport.builder.build import remove_old_images
+
+    built = []
+    for n in range(3):
+        commit = git_app.commit({"Dockerfile": dockerfile(f"RUN echo {n} > /n"), **SITE})
+        built.append(build(git_app.bare, app_name, commit))
+    removed = remove_old_images(REGISTRY, app_name, {built[-1].digest})
+    assert sorted(removed) == sorted(image.tag for image in built[:2])
+
+    def exists(tag: str) -> bool:
+        probe = subprocess.run(["docker", "image", "inspect", tag], capture_output=True)
+        return probe.returncode == 0
+
+    assert [exists(image.tag) for image in built] == [False, False, True]
+    assert remove_old_images(REGISTRY, app_name, {built[-1].digest}) == []
