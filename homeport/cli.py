@@ -76,7 +76,9 @@ def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="homeport", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="homeport", description="git push deployments to a single-node k3s homelab"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="run the receiver, workers and (by default) a private Redis")
     sub.add_parser("serve", help="run only the receiver (HOMEPORT_REDIS_URL required)")
@@ -114,8 +116,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         up(settings, settings.resolve_token(), _say)
         return 0
     if args.command == "serve":
-        from homeport.server import serve
+        from homeport.server import check_listen, serve
 
+        check_listen(settings)
         if not settings.redis_url:
             raise HomeportError("homeport serve needs HOMEPORT_REDIS_URL; or use homeport up")
         serve(settings, settings.resolve_token())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ import uvicorn
 
 from homeport import db
 from homeport.config import Settings
+from homeport.errors import HomeportError
 from homeport.receiver.app import create_app
 from homeport.redis_server import EmbeddedRedis
 
@@ -79,7 +81,21 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def check_listen(settings: Settings) -> None:
+    """Fail before starting anything when the listen address is taken."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((settings.host, settings.port))
+    except OSError as exc:
+        raise HomeportError(
+            f"cannot listen on {settings.listen} ({exc.strerror}): is another homeport running? "
+            "Stop it or set HOMEPORT_LISTEN to a free address"
+        ) from None
+
+
 def up(settings: Settings, token: str, say: Callable[[str], None]) -> None:
+    check_listen(settings)
     db.init(settings.data_dir)
     embedded: EmbeddedRedis | None = None
     if not settings.redis_url:

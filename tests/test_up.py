@@ -61,3 +61,25 @@ def test_up_runs_everything_and_stops_cleanly(
     assert str(tmp_path / "data" / "token") in out
     assert token not in out
     assert not [pid for pid in started if _alive(pid)]
+
+
+def test_up_refuses_a_listen_address_in_use(tmp_path: Path) -> None:
+    """A taken port is one clear line and exit 1, before Redis or workers start."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
+        env.update(HOMEPORT_DATA_DIR=str(tmp_path / "data"), HOMEPORT_LISTEN=f"127.0.0.1:{port}")
+        result = subprocess.run(
+            [sys.executable, "-m", "homeport", "up"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert not (tmp_path / "data" / "redis").exists()
