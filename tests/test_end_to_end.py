@@ -7,14 +7,13 @@ import hmac
 import json
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.support.cluster import KUBECONFIG, Kube, service_proxy_get
+from tests.support.cluster import KUBECONFIG, Kube, Poller, service_proxy_get
 from tests.support.gitwork import WorkTree
 from tests.support.servers import WEBHOOK_SECRET, Homeport, start_redis
 
@@ -38,29 +37,6 @@ def _page(work: WorkTree, text: str) -> None:
 def _releases(hp: Homeport, app: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = hp.api("GET", f"/api/apps/{app}/releases").json()["releases"]
     return found
-
-
-class Poller:
-    """Fetches the app's page through the service proxy until stopped; keeps every answer."""
-
-    def __init__(self, kube: Kube, namespace: str, app: str) -> None:
-        self.kube, self.namespace, self.app = kube, namespace, app
-        self.answers: list[tuple[int, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set() and len(self.answers) < 2000:
-            self.answers.append(service_proxy_get(self.kube, self.namespace, self.app))
-            self._stop.wait(0.2)
-
-    def __enter__(self) -> Poller:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=15)
 
 
 def _start(tmp_path: Path, redis_url: str, namespace: str) -> Homeport:
@@ -106,7 +82,7 @@ def test_blog_lifecycle(
         (work.path / "www" / "healthz").unlink()
         _page(work, "broken post")
         work.commit("break healthz")
-        with Poller(kube, apps_namespace, "blog") as poller:
+        with Poller(lambda: service_proxy_get(kube, apps_namespace, "blog")) as poller:
             pushed = work.push(hp.remote("blog"))
         assert pushed.returncode != 0
         assert "blog v2 failed: readiness probe failed" in pushed.stderr

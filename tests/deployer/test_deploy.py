@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
@@ -17,6 +18,7 @@ from homeport.deployer.spec import RunSpec
 from homeport.errors import NotFound
 from tests.deployer.conftest import Apps
 from tests.deployer.images import MISSING
+from tests.support.cluster import Poller
 
 APP = "web"
 HEALTHY = RunSpec(health_path="/healthz", health_timeout=60, env={"GREETING": "hello"})
@@ -43,31 +45,17 @@ def _deploy(
     )
 
 
-class Poller:
-    """Requests the app through its Service over and over, recording every answer."""
+@contextmanager
+def _page_poller(settings: Settings) -> Iterator[Poller]:
+    """Polls the app's page through its Service for as long as the block runs."""
+    with Kube(settings) as kube:
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.answers: list[tuple[int, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        def fetch() -> tuple[int, str]:
+            status, body = kube.proxy_get(APP, "/")
+            return status, body.decode(errors="replace").strip()
 
-    def _run(self) -> None:
-        with Kube(self.settings) as kube:
-            # Bounded: at most ~10 requests a second, ending when the test says so or at 5 min.
-            deadline = time.monotonic() + 300
-            while not self._stop.is_set() and time.monotonic() < deadline:
-                status, body = kube.proxy_get(APP, "/")
-                self.answers.append((status, body.decode(errors="replace").strip()))
-                self._stop.wait(0.1)
-
-    def __enter__(self) -> Poller:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        with Poller(fetch) as poller:
+            yield poller
 
 
 @pytest.mark.cluster
@@ -113,7 +101,7 @@ def test_failing_readiness_rolls_back_and_old_release_keeps_serving(
 ) -> None:
     """A release whose health check 404s is rolled back; every request meanwhile got v1."""
     _deploy(settings, apps.one)
-    with Poller(settings) as poller, pytest.raises(RolloutError) as failure:
+    with _page_poller(settings) as poller, pytest.raises(RolloutError) as failure:
         _deploy(settings, apps.no_health, replace(HEALTHY, health_timeout=15))
     message = str(failure.value)
     assert message.startswith(f"{APP} v2 failed: readiness probe failed: HTTP 404 on /healthz (")

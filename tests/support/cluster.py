@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import tarfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -236,3 +237,31 @@ def wait_for_page(kube: Kube, namespace: str, name: str, timeout: float = 30) ->
 
     wait_until(answered, timeout=timeout, what=f"{name} to answer through the service proxy")
     return answer
+
+
+class Poller:
+    """Calls `fetch` about 5 times a second in a thread until stopped, keeping every answer.
+
+    Bounded: it stops by itself after `limit` seconds.
+    """
+
+    def __init__(self, fetch: Callable[[], tuple[int, str]], limit: float = 300) -> None:
+        self.fetch = fetch
+        self.limit = limit
+        self.answers: list[tuple[int, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.limit
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            self.answers.append(self.fetch())
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> Poller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
