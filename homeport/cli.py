@@ -75,6 +75,11 @@ def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def _show(as_json: bool, data: Any, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    """The API's JSON, or a table of the rows."""
+    _say(json.dumps(data, indent=2) if as_json else _table(rows, columns))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="homeport", description="git push deployments to a single-node k3s homelab"
@@ -131,28 +136,20 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     client = ApiClient(settings)
     if args.command == "apps":
         data = client.request("GET", "/api/apps")
-        if args.json:
-            _say(json.dumps(data, indent=2))
-        else:
-            rows = [
-                {
-                    "app": a["name"],
-                    "last job": (a["last_job"] or {}).get("status", "-"),
-                    "commit": ((a["last_job"] or {}).get("commit") or "")[:12],
-                }
-                for a in data["apps"]
-            ]
-            _say(_table(rows, ["app", "last job", "commit"]))
+        rows = [
+            {
+                "app": a["name"],
+                "last job": (a["last_job"] or {}).get("status", "-"),
+                "commit": ((a["last_job"] or {}).get("commit") or "")[:12],
+            }
+            for a in data["apps"]
+        ]
+        _show(args.json, data, rows, ["app", "last job", "commit"])
         return 0
     if args.command == "jobs":
         data = client.request("GET", f"/api/apps/{args.app}/jobs")
-        if args.json:
-            _say(json.dumps(data, indent=2))
-        else:
-            rows = [
-                {**j, "commit": j["commit"][:12], "reason": j["reason"][:60]} for j in data["jobs"]
-            ]
-            _say(_table(rows, ["id", "status", "commit", "source", "reason"]))
+        rows = [{**j, "commit": j["commit"][:12], "reason": j["reason"][:60]} for j in data["jobs"]]
+        _show(args.json, data, rows, ["id", "status", "commit", "source", "reason"])
         return 0
     if args.command == "logs":
         job = args.job
@@ -165,21 +162,20 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "releases":
         data = client.request("GET", f"/api/apps/{args.app}/releases")
-        if args.json:
-            _say(json.dumps(data, indent=2))
-        else:
-            rows = [
-                {
-                    **r,
-                    "version": f"v{r['version']}",
-                    "commit": r["commit"][:12],
-                    "image": r["image"].rpartition("@")[2][:19],
-                    "rollback of": f"v{r['rollback_of']}" if r["rollback_of"] else "",
-                    "reason": r["reason"][:70],
-                }
-                for r in data["releases"]
-            ]
-            _say(_table(rows, ["version", "status", "commit", "image", "rollback of", "reason"]))
+        rows = [
+            {
+                **r,
+                "version": f"v{r['version']}",
+                "commit": r["commit"][:12],
+                "image": r["image"].rpartition("@")[2][:19],
+                "rollback of": f"v{r['rollback_of']}" if r["rollback_of"] else "",
+                "reason": r["reason"][:70],
+            }
+            for r in data["releases"]
+        ]
+        _show(
+            args.json, data, rows, ["version", "status", "commit", "image", "rollback of", "reason"]
+        )
         return 0
     if args.command == "rollback":
         body = {} if args.to is None else {"version": args.to}
@@ -204,13 +200,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             if not args.pairs:
                 raise HomeportError("config unset takes one or more KEY names")
             data = client.request("POST", path, {"unset": args.pairs})
-        if args.json:
-            _say(json.dumps(data, indent=2))
-        else:
-            rows = [{"key": k, "value": v} for k, v in sorted(data["config"].items())]
-            _say(_table(rows, ["key", "value"]) if rows else f"{args.app} has no config set")
-            if data.get("note"):
-                _say(data["note"])
+        rows = [{"key": k, "value": v} for k, v in sorted(data["config"].items())]
+        _show(args.json, data, rows, ["key", "value"])
+        if not args.json and data.get("note"):
+            _say(data["note"])
         return 0
     raise HomeportError(f"unknown command {args.command}")
 
