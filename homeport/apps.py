@@ -10,7 +10,7 @@ from dulwich.objects import ObjectID
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from homeport.errors import HomeportError, NotFound
+from homeport.errors import InvalidInput, NotFound
 
 # App names become Kubernetes object names, registry repositories and directory names:
 # a DNS-1123 label, capped at 40 so that "<app>-v<N>" Secrets stay inside 63 characters.
@@ -18,7 +18,7 @@ MAX_APP_NAME = 40
 _APP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-class AppNameError(HomeportError):
+class AppNameError(InvalidInput):
     """The app name cannot be used."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -12,11 +13,27 @@ from collections.abc import Sequence
 from typing import Any
 
 from homeport.config import Settings
-from homeport.errors import HomeportError
+from homeport.errors import Conflict, HomeportError, InvalidInput, NotFound, TooLarge, Unavailable
 
 
 def _say(line: str) -> None:
     print(line, flush=True)
+
+
+class UsageError(HomeportError):
+    """The command line itself is wrong (exit code 2, like argparse's own errors)."""
+
+
+# The API's status codes back into the error kinds, so the CLI speaks like the API.
+_BY_STATUS: dict[int, type[HomeportError]] = {
+    400: InvalidInput,
+    401: InvalidInput,
+    404: NotFound,
+    409: Conflict,
+    413: TooLarge,
+    429: InvalidInput,
+    503: Unavailable,
+}
 
 
 class ApiClient:
@@ -26,44 +43,61 @@ class ApiClient:
         self.base = settings.public_url
         self.token = settings.resolve_token() if not settings.token else settings.token
 
-    def request(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base + path, data=data, method=method)  # noqa: S310
+    def _open(self, req: urllib.request.Request, timeout: float) -> Any:
         req.add_header("Authorization", f"Bearer {self.token}")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
         try:
             # HOMEPORT_URL is the user's own server, http(s) by construction.
-            with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310
-                raw = resp.read()
-                ctype = resp.headers.get("content-type", "")
+            return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310
         except urllib.error.HTTPError as exc:
-            detail = exc.read().decode("utf-8", "replace")
+            detail = exc.read().decode("utf-8", "replace").strip()
             try:
                 detail = json.loads(detail).get("error", detail)
             except (ValueError, AttributeError):
                 pass
-            raise HomeportError(f"{method} {path}: {exc.code} {detail}") from None
+            if exc.code == 401:
+                detail += "; check HOMEPORT_TOKEN or the token file in the data dir"
+            kind = _BY_STATUS.get(exc.code, HomeportError)
+            raise kind(detail or f"homeport answered {exc.code}") from None
         except (urllib.error.URLError, OSError) as exc:
-            raise HomeportError(
-                f"cannot reach homeport at {self.base}: {exc}; set HOMEPORT_URL"
+            reason = getattr(exc, "reason", exc)
+            raise Unavailable(
+                f"cannot reach homeport at {self.base} ({reason}); start it with `homeport up`"
+                " or set HOMEPORT_URL"
             ) from None
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method)  # noqa: S310
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        with self._open(req, 60) as resp:
+            raw = resp.read()
+            ctype = resp.headers.get("content-type", "")
         if ctype.startswith("application/json"):
             return json.loads(raw)
         return raw.decode("utf-8", "replace")
 
     def stream(self, path: str) -> None:
+        """Copy a text stream to stdout as it arrives, ending on a newline."""
         req = urllib.request.Request(self.base + path)  # noqa: S310
-        req.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(req, timeout=3600) as resp:  # noqa: S310
-                for line in resp:
-                    sys.stdout.write(line.decode("utf-8", "replace"))
-                    sys.stdout.flush()
-        except urllib.error.HTTPError as exc:
-            raise HomeportError(f"GET {path}: {exc.code}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise HomeportError(f"cannot reach homeport at {self.base}: {exc}") from None
+        last = b"\n"
+        with self._open(req, 3600) as resp:
+            while True:
+                try:
+                    line = resp.readline()
+                except OSError as exc:
+                    raise Unavailable(
+                        f"lost the connection to homeport at {self.base}: {exc}"
+                    ) from None
+                if not line:
+                    break
+                # A closed stdout (`homeport logs blog | head`) raises BrokenPipeError here,
+                # which main() ends quietly.
+                sys.stdout.buffer.write(line)
+                sys.stdout.flush()
+                last = line[-1:]
+        if last != b"\n":
+            sys.stdout.write("\n")
 
 
 def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
@@ -125,7 +159,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         check_listen(settings)
         if not settings.redis_url:
-            raise HomeportError("homeport serve needs HOMEPORT_REDIS_URL; or use homeport up")
+            raise UsageError("homeport serve needs HOMEPORT_REDIS_URL; or use homeport up")
         serve(settings, settings.resolve_token())
         return 0
     if args.command == "worker":
@@ -156,7 +190,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         if job is None:
             listed = client.request("GET", f"/api/apps/{args.app}/jobs")["jobs"]
             if not listed:
-                raise HomeportError(f"app {args.app!r} has no jobs yet")
+                raise NotFound(f"app {args.app!r} has no jobs yet; push to it first")
             job = listed[0]["id"]
         client.stream(f"/api/apps/{args.app}/jobs/{job}/log" + ("?follow=1" if args.follow else ""))
         return 0
@@ -194,11 +228,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         elif args.action == "set":
             pairs = dict(p.split("=", 1) for p in args.pairs if "=" in p)
             if not pairs or len(pairs) != len(args.pairs):
-                raise HomeportError("config set takes KEY=VALUE pairs")
+                raise UsageError("config set takes KEY=VALUE pairs, e.g. API_KEY=s3cret")
             data = client.request("POST", path, {"set": pairs})
         else:
             if not args.pairs:
-                raise HomeportError("config unset takes one or more KEY names")
+                raise UsageError("config unset takes one or more KEY names")
             data = client.request("POST", path, {"unset": args.pairs})
         rows = [{"key": k, "value": v} for k, v in sorted(data["config"].items())]
         _show(args.json, data, rows, ["key", "value"])
@@ -209,6 +243,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit codes: 0 done, 1 failed, 2 usage (argparse's own, and UsageError)."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # dulwich logs every request at INFO; homeport's own lines are the useful ones.
@@ -216,8 +251,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return _run(args, settings)
+    except BrokenPipeError:
+        # The reader went away (`homeport logs blog | head`): nothing more to say. Point
+        # stdout at /dev/null so the interpreter's final flush does not complain either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except UsageError as exc:
+        print(f"homeport: {str(exc).strip()}", file=sys.stderr)
+        return 2
     except HomeportError as exc:
-        print(f"homeport: {exc}", file=sys.stderr)
+        print(f"homeport: {str(exc).strip()}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

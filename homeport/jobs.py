@@ -193,6 +193,16 @@ def finish(
         )
 
 
+def fail_if_queued(data_dir: Path, job_id: str, reason: str) -> bool:
+    """Fail a job that no runner took yet; False if one already did."""
+    with db.connect(data_dir) as conn:
+        cur = conn.execute(
+            "UPDATE jobs SET status = ?, reason = ?, ended_at = ? WHERE id = ? AND status = ?",
+            (FAILED, reason, db.now(), job_id, QUEUED),
+        )
+    return cur.rowcount == 1
+
+
 def fail_running(data_dir: Path, app: str, reason: str) -> list[str]:
     """Fail the app's jobs left running by a worker that is gone; returns their ids."""
     with db.connect(data_dir) as conn:

@@ -16,7 +16,8 @@ from types import MappingProxyType
 from typing import Any
 
 from homeport.commits import CommitTree
-from homeport.errors import HomeportError
+from homeport.deployer.spec import RunSpec
+from homeport.errors import InvalidInput
 
 FILENAME = "homeport.toml"
 # The file comes from a push and is parsed by a worker: bound what it can make us read.
@@ -31,7 +32,7 @@ _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _PATH_CHARS = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
 
 
-class ManifestError(HomeportError):
+class ManifestError(InvalidInput):
     """homeport.toml is not valid TOML or holds a value homeport cannot use."""
 
 
@@ -77,6 +78,19 @@ class Manifest:
     healthcheck: HealthcheckConfig = field(default_factory=HealthcheckConfig)
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     ingress: IngressConfig = field(default_factory=IngressConfig)
+
+    def run_spec(self) -> RunSpec:
+        """How the app runs, for the deployer; every limit was checked when parsing."""
+        return RunSpec(
+            port=self.run.port,
+            replicas=self.run.replicas,
+            memory=self.run.memory,
+            cpu=self.run.cpu,
+            health_path=self.healthcheck.path,
+            health_timeout=self.healthcheck.timeout,
+            env=dict(self.env),
+            ingress_host=self.ingress.host,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready snapshot; from_dict() reads it back."""

@@ -1,111 +1,90 @@
 """The deploy job: the stages a push goes through, run by an rq worker.
 
 Queue tasks take plain ids so a job survives a worker restart and can be re-run by hand:
-`run_app("blog")` starts the app's newest queued job.
+`run_app("blog")` starts the app's newest queued job. Every record this writes goes through
+the lifecycle (homeport/lifecycle.py).
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import time
+from types import FrameType
 
-import redis
-
-from homeport import apps, joblog, jobs, queue, registry, releases, sources
-from homeport.builder.build import BuiltImage, build_and_push, remove_old_images
+from homeport import apps, joblog, jobs, lifecycle, queue, sources
+from homeport.builder.build import build_and_push
 from homeport.config import Settings
-from homeport.deployer import deploy as deployer
-from homeport.deployer.spec import RunSpec
 from homeport.errors import HomeportError
-from homeport.manifest import Manifest, read_manifest
+from homeport.manifest import read_manifest
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_SOURCES = frozenset({"github", "gitea", "gitlab"})
 
 
+class Shutdown(BaseException):
+    """homeport is stopping: the job ends now, through its normal failure path."""
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Shutdown
+
+
 def run_app(app: str) -> None:
     """rq task: run the app's newest queued job, then hand over to the next runner."""
+    # `homeport up` stops job processes with SIGTERM when it is stopped.
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     settings = Settings.from_env()
     conn = queue.connect(settings.queue_url)
     try:
         with queue.Heartbeat(conn, app):
-            job, superseded = queue.claim(settings, conn, app)
-            for old in superseded:
-                output_for(settings, old).write(
-                    f"-----> superseded by a newer push ({job.commit[:12] if job else '?'})"
-                )
+            job = lifecycle.claim(settings, conn, app)
             if job is not None:
                 execute(settings, job)
     finally:
-        queue.runner_done(settings, conn, app)
-
-
-def settle_releases(settings: Settings, conn: redis.Redis) -> None:
-    """At worker start: releases a dead worker left `deploying` get their real status.
-
-    An app whose runner is alive is mid-rollout on another worker: its release is left alone.
-    """
-    for app in sorted({r.app for r in releases.deploying(settings.data_dir)}):
-        if queue.runner_alive(conn, app):
-            continue
-        try:
-            deployer.reconcile(settings, app)
-        except HomeportError as exc:
-            log.warning("could not check the releases %s left deploying: %s", app, exc)
-
-
-def output_for(settings: Settings, job: jobs.Job) -> joblog.JobLog:
-    return joblog.JobLog(
-        joblog.log_path(settings.data_dir, job.app, job.id), joblog.Masker(settings.secrets())
-    )
+        lifecycle.hand_over(settings, conn, app)
 
 
 def execute(settings: Settings, job: jobs.Job) -> None:
     """Run one job to its end; every outcome is recorded, nothing escapes as a traceback."""
-    out = output_for(settings, job)
+    out = lifecycle.output(settings, job)
     started = time.monotonic()
     try:
         release = _stages(settings, job, out)
     except HomeportError as exc:
         # The reason is stored and shown by the API and git: masked like the output.
         text = out.masker(str(exc))
-        # A failed rollout already names the release: "blog v4 failed: ...; rolled back to v3".
-        named = text.startswith(f"{job.app} v")
+        named = isinstance(exc, lifecycle.ReleaseFailed)
         out.write(f"-----> {text}" if named else f"-----> {job.app} failed: {text}")
-        jobs.finish(settings.data_dir, job.id, jobs.FAILED, text)
+        lifecycle.fail(settings, job, text)
         return
     except BaseException as exc:
-        # rq's timeout arrives as an exception; anything else is a bug, logged in full
-        # for the operator while the user reads one line.
-        if type(exc).__name__ == "JobTimeoutException":
+        # rq's timeout and a shutdown arrive as exceptions; anything else is a bug, logged in
+        # full for the operator while the user reads one line.
+        if queue.is_timeout(exc):
             reason = f"the job ran longer than {settings.job_timeout}s and was stopped"
+        elif isinstance(exc, Shutdown):
+            reason = lifecycle.SHUTDOWN_REASON
         else:
             log.exception("job %s of %s crashed", job.id, job.app)
             reason = f"internal error ({type(exc).__name__}); see the homeport worker log"
         out.write(f"-----> {job.app} failed: {reason}")
-        jobs.finish(settings.data_dir, job.id, jobs.FAILED, reason)
-        if not isinstance(exc, Exception):
+        lifecycle.fail(settings, job, reason)
+        if not isinstance(exc, Exception | Shutdown):
             raise
         return
     out.write(f"-----> done in {time.monotonic() - started:.1f}s")
-    jobs.finish(settings.data_dir, job.id, jobs.SUCCEEDED, "", release)
+    lifecycle.succeed(settings, job, release)
 
 
 def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None:
-    # This is the app's only running job: a release still `deploying` was left by a worker
+    # This is the app's only running job: a release still `deploying` was left by a runner
     # that died; settle it by what the cluster runs before starting another.
-    deployer.reconcile(settings, job.app)
+    lifecycle.settle(settings, job.app)
     if job.kind == "rollback":
-        version = job.params.get("version")
-        rolled = deployer.rollback(
-            settings,
-            app=job.app,
-            version=int(version) if version is not None else None,
-            job_id=job.id,
-            emit=out,
-        )
-        _keep_releases(settings, job.app, out)
+        rolled = lifecycle.rollback_release(settings, job, out)
+        lifecycle.keep_releases(settings, job.app, out)
         _move_branch(settings, job)
         return rolled.version
     repo_path = apps.repo_path(settings.data_dir, job.app)
@@ -132,10 +111,14 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
         timeout=settings.job_timeout,
         emit=out,
     )
-    jobs.record_image(settings.data_dir, job.id, image.ref)
-    version = _roll_out(settings, job, manifest, image, out)
+    lifecycle.record_image(settings, job, image.ref)
+    spec = manifest.run_spec()
+    release = lifecycle.deploy_release(settings, job, image=image.ref, spec=spec, emit=out)
+    if spec.ingress_host:
+        out.write(f"       http://{spec.ingress_host}/")
+    lifecycle.keep_releases(settings, job.app, out)
     _move_branch(settings, job)
-    return version
+    return release.version
 
 
 def _move_branch(settings: Settings, job: jobs.Job) -> None:
@@ -146,49 +129,3 @@ def _move_branch(settings: Settings, job: jobs.Job) -> None:
         apps.set_ref(repo, job.ref, job.commit)
     finally:
         repo.close()
-
-
-def _roll_out(
-    settings: Settings, job: jobs.Job, manifest: Manifest, image: BuiltImage, out: joblog.JobLog
-) -> int:
-    spec = RunSpec(
-        port=manifest.run.port,
-        replicas=manifest.run.replicas,
-        memory=manifest.run.memory,
-        cpu=manifest.run.cpu,
-        health_path=manifest.healthcheck.path,
-        health_timeout=manifest.healthcheck.timeout,
-        env=dict(manifest.env),
-        ingress_host=manifest.ingress.host,
-    )
-    release = deployer.deploy(
-        settings,
-        app=job.app,
-        commit=job.commit,
-        image_ref=image.ref,
-        spec=spec,
-        secret_env={},
-        job_id=job.id,
-        emit=out,
-    )
-    if spec.ingress_host:
-        out.write(f"       http://{spec.ingress_host}/")
-    _keep_releases(settings, job.app, out)
-    return release.version
-
-
-def _keep_releases(settings: Settings, app: str, out: joblog.JobLog) -> None:
-    """Drop images and Secrets of releases outside retention; never fails the deploy."""
-    try:
-        keep = deployer.keep_digests(settings, app)
-        removed = registry.prune(settings.registry, app, keep)
-        untagged = remove_old_images(settings.registry, app, keep)
-    except HomeportError as exc:
-        log.warning("retention of %s skipped: %s", app, exc)
-        out.write(f"       (old images were not cleaned up: {exc})")
-        return
-    if removed or untagged:
-        out.write(
-            f"       removed {len(removed)} image(s) from the registry and {len(untagged)} "
-            "from the Docker engine (releases no longer kept)"
-        )

@@ -1,44 +1,63 @@
-"""Scheduling on rq: one runner per app at a time, apps in parallel.
+"""The Redis and rq adapter: one runner task per app at a time, apps in parallel.
 
-A push records a queued job in the database and makes sure a runner task for its app is
-queued or running. The runner starts the app's newest queued job (older queued ones are
-superseded) and, when it ends, queues the next runner if more jobs arrived meanwhile.
-A runner keeps a heartbeat key alive; a runner whose heartbeat is gone died with its
-worker, and `recover` fails its job and restarts the app's queue.
+Only the lifecycle (homeport/lifecycle.py) decides what runs; this module gives it the
+primitives. A runner task for an app is queued or running while the app has work; the
+runner keeps a heartbeat key alive and records which process it is, so that a runner
+whose heartbeat is gone can be found dead and its process, if it still runs here, killed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import redis
 from redis.exceptions import RedisError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RqJob
+from rq.timeouts import JobTimeoutException
 
-from homeport import joblog, jobs
 from homeport.config import Settings
-from homeport.errors import HomeportError
+from homeport.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "homeport"
+RUNNER_TASK = "homeport.pipeline.run_app"
 HEARTBEAT_SECONDS = 5
 HEARTBEAT_TTL = 20
 # rq's own timeout is a backstop behind the stages' timeouts, which end a job cleanly.
 RQ_TIMEOUT_SLACK = 300
 
 
-class QueueUnavailable(HomeportError):
+class QueueUnavailable(Unavailable):
     """Redis cannot be reached."""
+
+    dependency = "Redis"
 
 
 def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
+
+
+def unavailable(app: str, exc: Exception) -> QueueUnavailable:
+    return QueueUnavailable(
+        f"cannot reach Redis to queue the work of {app!r} ({type(exc).__name__}); "
+        "homeport restarts its own Redis within seconds, so push again; with "
+        "HOMEPORT_REDIS_URL, check that Redis runs"
+    )
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """Whether rq stopped the job for running past its timeout."""
+    return isinstance(exc, JobTimeoutException)
 
 
 # One round trip for the common case of a burst of pushes: is the app's runner still queued?
@@ -58,14 +77,25 @@ def _beat_key(app: str) -> str:
     return f"homeport:beat:{app}"
 
 
+def _pid_key(app: str) -> str:
+    return f"homeport:pid:{app}"
+
+
 @contextmanager
-def _app_lock(conn: redis.Redis, app: str) -> Iterator[None]:
-    # Short critical sections only: deciding who runs next, never the deploy itself.
+def locked(conn: redis.Redis, app: str) -> Iterator[None]:
+    """The app's short critical sections: deciding who runs next, never the deploy itself."""
     with conn.lock(f"homeport:lock:{app}", timeout=30, blocking_timeout=30):
         yield
 
 
-def _runner_alive(conn: redis.Redis, rq_id: bytes | str | None, app: str) -> bool:
+def runner_queued(conn: redis.Redis, app: str) -> bool:
+    """Whether a runner for the app is queued and not started (it will see new work)."""
+    return bool(conn.eval(_RUNNER_QUEUED, 1, _runner_key(app), RqJob.redis_job_namespace_prefix))
+
+
+def runner_alive(conn: redis.Redis, app: str) -> bool:
+    """Whether a runner for the app is queued, or running with a live heartbeat."""
+    rq_id: Any = conn.get(_runner_key(app))
     if not rq_id:
         return False
     if isinstance(rq_id, bytes):
@@ -82,15 +112,10 @@ def _runner_alive(conn: redis.Redis, rq_id: bytes | str | None, app: str) -> boo
     return False
 
 
-def runner_alive(conn: redis.Redis, app: str) -> bool:
-    """Whether a runner for the app is queued, or running with a live heartbeat."""
-    return _runner_alive(conn, conn.get(_runner_key(app)), app)
-
-
-def _enqueue_runner(settings: Settings, conn: redis.Redis, app: str) -> None:
+def enqueue_runner(settings: Settings, conn: redis.Redis, app: str) -> None:
     queue = Queue(QUEUE_NAME, connection=conn)
     rq_job = queue.enqueue(
-        "homeport.pipeline.run_app",
+        RUNNER_TASK,
         app,
         job_timeout=settings.job_timeout + RQ_TIMEOUT_SLACK,
         result_ttl=3600,
@@ -99,84 +124,56 @@ def _enqueue_runner(settings: Settings, conn: redis.Redis, app: str) -> None:
     conn.set(_runner_key(app), rq_job.id)
 
 
-def submit(settings: Settings, conn: redis.Redis, app: str) -> None:
-    """Make sure the app's queued jobs will run (call after the job is recorded).
+def forget_runner(conn: redis.Redis, app: str) -> None:
+    conn.delete(_runner_key(app), _beat_key(app), _pid_key(app))
 
-    Fast path without the lock: a runner that has not started yet will claim the newest
-    job when it starts, and the job is already recorded, so nothing more is needed.
+
+def kill_stuck_runner(conn: redis.Redis, app: str) -> bool:
+    """Kill the app's runner process if it runs on this host without a heartbeat.
+
+    A job process whose heartbeat thread cannot run (a C call holding the GIL) would
+    otherwise keep going after its job was declared dead. Returns whether one was killed.
     """
+    raw: Any = conn.get(_pid_key(app))
+    if not raw:
+        return False
+    host, _, pid_text = (raw.decode() if isinstance(raw, bytes) else str(raw)).rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    pid = int(pid_text)
     try:
-        if conn.eval(_RUNNER_QUEUED, 1, _runner_key(app), RqJob.redis_job_namespace_prefix):
-            return
-        with _app_lock(conn, app):
-            if not _runner_alive(conn, conn.get(_runner_key(app)), app):
-                _fail_orphans(settings, app)
-                _enqueue_runner(settings, conn, app)
-    except RedisError as exc:
-        raise QueueUnavailable(
-            f"cannot reach Redis to queue the deploy of {app!r}: {exc}; "
-            "check HOMEPORT_REDIS_URL or restart homeport"
-        ) from exc
-
-
-def _fail_orphans(settings: Settings, app: str) -> None:
-    reason = "the worker stopped while this job ran; push again to retry"
-    for job_id in jobs.fail_running(settings.data_dir, app, reason):
-        joblog.JobLog(joblog.log_path(settings.data_dir, app, job_id)).write(f"-----> {reason}")
-
-
-def recover(settings: Settings, conn: redis.Redis) -> None:
-    """At worker start: restart queues whose runner died (worker killed, Redis lost data)."""
-    apps = set(jobs.apps_with(settings.data_dir, jobs.QUEUED))
-    apps |= set(jobs.apps_with(settings.data_dir, jobs.RUNNING))
-    for app in sorted(apps):
-        with _app_lock(conn, app):
-            if _runner_alive(conn, conn.get(_runner_key(app)), app):
-                continue
-            _fail_orphans(settings, app)
-            if jobs.has_queued(settings.data_dir, app):
-                log.info("restarting the queue of %s", app)
-                _enqueue_runner(settings, conn, app)
-            else:
-                conn.delete(_runner_key(app))
-
-
-def claim(
-    settings: Settings, conn: redis.Redis, app: str
-) -> tuple[jobs.Job | None, list[jobs.Job]]:
-    with _app_lock(conn, app):
-        return jobs.claim_next(settings.data_dir, app)
-
-
-def runner_done(settings: Settings, conn: redis.Redis, app: str) -> None:
-    """Called by a runner as it ends: queue the next one if work arrived meanwhile."""
-    with _app_lock(conn, app):
-        if jobs.has_queued(settings.data_dir, app):
-            _enqueue_runner(settings, conn, app)
-        else:
-            conn.delete(_runner_key(app))
-        conn.delete(_beat_key(app))
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            if b"homeport" not in fh.read():
+                return False  # the number was reused by something else
+        os.kill(pid, signal.SIGKILL)
+    except (OSError, ProcessLookupError):
+        return False
+    log.warning("killed the job process %d of %s: its heartbeat stopped", pid, app)
+    return True
 
 
 class Heartbeat:
-    """Keeps the app's heartbeat key alive while a runner works."""
+    """Keeps the app's heartbeat key alive while a runner works, and names its process."""
 
     def __init__(self, conn: redis.Redis, app: str) -> None:
         self._conn = conn
         self._key = _beat_key(app)
+        self._pid_key = _pid_key(app)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.wait(HEARTBEAT_SECONDS):
             try:
                 self._conn.set(self._key, "1", ex=HEARTBEAT_TTL)
             except RedisError:
                 log.warning("cannot refresh the heartbeat %s", self._key)
-            self._stop.wait(HEARTBEAT_SECONDS)
 
     def __enter__(self) -> Heartbeat:
-        self._conn.set(self._key, "1", ex=HEARTBEAT_TTL)
+        pipe = self._conn.pipeline()
+        pipe.set(self._key, "1", ex=HEARTBEAT_TTL)
+        pipe.set(self._pid_key, f"{socket.gethostname()}:{os.getpid()}")
+        pipe.execute()
         self._thread.start()
         return self
 

@@ -89,6 +89,9 @@ class EmbeddedRedis:
         self.stop()
         raise RedisStartError(f"the embedded Redis did not answer within {START_TIMEOUT:.0f}s")
 
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return

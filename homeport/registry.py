@@ -14,7 +14,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from homeport.errors import StageError
+from homeport.errors import StageError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,13 @@ _LINK = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
 
 
 class RegistryError(StageError):
-    """The registry could not be reached or refused the push or a deletion."""
+    """The registry refused the push or a deletion."""
+
+
+class RegistryUnreachable(RegistryError, Unavailable):
+    """The registry cannot be reached."""
+
+    dependency = "the registry"
 
 
 def split(image: str) -> tuple[str, str, str]:
@@ -74,7 +80,7 @@ class _Registry:
         try:
             return self.session.request(method, url, timeout=TIMEOUT, **kwargs)  # type: ignore[arg-type]
         except requests.RequestException as exc:
-            raise RegistryError(
+            raise RegistryUnreachable(
                 f"the registry {self.name} is unreachable ({exc}); start it or set "
                 "HOMEPORT_REGISTRY to a running registry"
             ) from exc

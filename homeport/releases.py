@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from homeport import db, registry
-from homeport.errors import HomeportError, NotFound
+from homeport.errors import Conflict, NotFound
 
 Status = Literal["deploying", "live", "failed", "rolled_back", "superseded"]
 STATUSES: tuple[Status, ...] = ("deploying", "live", "failed", "rolled_back", "superseded")
@@ -210,12 +210,12 @@ def rollback_target(data_dir: Path, app: str) -> Release:
     if row is None:
         raise NotFound(
             f"app '{app}' has no earlier release that was live to roll back to;"
-            " name a version with `homeport rollback APP VERSION`"
+            f" name a version with `homeport rollback {app} --to N`"
         )
     return _row(row)
 
 
-class ReleaseUnavailable(HomeportError):
+class ReleaseUnavailable(Conflict):
     """A release cannot be deployed again: its image or its config Secret is gone."""
 
 

@@ -1,15 +1,20 @@
-"""`homeport up`: the receiver, a pool of workers and, by default, a private Redis."""
+"""`homeport up`: the receiver, a pool of workers and, by default, a private Redis, supervised."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
@@ -22,12 +27,37 @@ from homeport.redis_server import EmbeddedRedis
 log = logging.getLogger(__name__)
 
 
-class WorkerPool:
-    """Worker processes, restarted if one dies (a crashed worker must not stop deploys)."""
+# How often the supervisor looks at what it started; the embedded Redis is back within
+# about this long (plus its start, a few ms) of dying.
+SUPERVISE_SECONDS = 0.5
+# Seconds a job process has to record its failure after SIGTERM before it is killed.
+JOB_STOP_SECONDS = 20
 
-    def __init__(self, count: int, env: dict[str, str]) -> None:
+
+def _children(pid: int) -> list[int]:
+    """Direct children of a process (a worker's job process), from /proc."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        pass
+    return found
+
+
+class Supervisor:
+    """Keeps what `homeport up` started running: worker processes and the embedded Redis.
+
+    A crashed worker must not stop deploys, and a Redis the OOM killer picked must not
+    fail every push until someone restarts homeport: each is started again within about
+    a second. On stop, job processes are stopped first (they record their job as failed),
+    then the workers, then Redis.
+    """
+
+    def __init__(self, count: int, env: dict[str, str], redis: EmbeddedRedis | None) -> None:
         self.count = count
         self.env = env
+        self.redis = redis
         self.procs: list[subprocess.Popen[bytes]] = []
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, daemon=True)
@@ -40,11 +70,19 @@ class WorkerPool:
         )
 
     def start(self) -> None:
+        if self.redis is not None:
+            self.redis.start()
         self.procs = [self._spawn() for _ in range(self.count)]
         self._watcher.start()
 
     def _watch(self) -> None:
-        while not self._stop.wait(2):
+        while not self._stop.wait(SUPERVISE_SECONDS):
+            if self.redis is not None and not self.redis.running():
+                log.warning("the embedded Redis exited; starting it again")
+                try:
+                    self.redis.start()
+                except HomeportError as exc:
+                    log.error("%s; trying again", exc)
             for i, proc in enumerate(self.procs):
                 if proc.poll() is not None and not self._stop.is_set():
                     log.warning(
@@ -52,8 +90,24 @@ class WorkerPool:
                     )
                     self.procs[i] = self._spawn()
 
-    def stop(self) -> None:
+    def stop_jobs(self) -> list[int]:
+        """SIGTERM every running job process; returns their pids."""
         self._stop.set()
+        jobs = [c for proc in self.procs if proc.poll() is None for c in _children(proc.pid)]
+        for pid in jobs:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        return jobs
+
+    def stop(self) -> None:
+        jobs = self.stop_jobs()
+        deadline = time.monotonic() + JOB_STOP_SECONDS
+        while jobs and time.monotonic() < deadline:
+            jobs = [pid for pid in jobs if _running(pid)]
+            time.sleep(0.1)
+        for pid in jobs:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         for proc in self.procs:
             if proc.poll() is None:
                 proc.terminate()
@@ -62,19 +116,48 @@ class WorkerPool:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if self.redis is not None:
+            self.redis.stop()
 
 
-def serve(settings: Settings, token: str) -> None:
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopping running jobs as soon as a stop signal arrives.
+
+    Pushes wait for their deploy; stopping the jobs first lets each of them end with the
+    job's failure ("stopped: homeport was shut down") instead of a dropped connection.
+    """
+
+    on_exit: Callable[[], object] | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.on_exit is not None:
+            self.on_exit()
+        super().handle_exit(sig, frame)
+
+
+def serve(settings: Settings, token: str, on_exit: Callable[[], object] | None = None) -> None:
     """Run the receiver in this process until interrupted."""
     app = create_app(settings, token)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        # Pushes wait for their deploy; allow them to finish when stopping.
-        timeout_graceful_shutdown=30,
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            # Pushes wait for their deploy; allow them to finish when stopping.
+            timeout_graceful_shutdown=30,
+        )
     )
+    server.on_exit = on_exit
+    server.run()
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
@@ -100,10 +183,11 @@ def up(settings: Settings, token: str, say: Callable[[str], None]) -> None:
     embedded: EmbeddedRedis | None = None
     if not settings.redis_url:
         embedded = EmbeddedRedis(settings.redis_socket)
-        embedded.start()
         settings = replace(settings, redis_url=embedded.url)
-    pool = WorkerPool(settings.workers, settings.child_environ(redis_url=settings.queue_url))
-    pool.start()
+    supervisor = Supervisor(
+        settings.workers, settings.child_environ(redis_url=settings.queue_url), embedded
+    )
+    supervisor.start()
     # uvicorn re-raises SIGTERM after its graceful shutdown; make that an exception so the
     # workers and Redis below are stopped rather than orphaned.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -111,8 +195,6 @@ def up(settings: Settings, token: str, say: Callable[[str], None]) -> None:
     say(f"  token: {settings.token_path if not settings.token else 'HOMEPORT_TOKEN'}")
     say(f"  git remote add homelab {settings.public_url}/git/<app>.git")
     try:
-        serve(settings, token)
+        serve(settings, token, on_exit=supervisor.stop_jobs)
     finally:
-        pool.stop()
-        if embedded is not None:
-            embedded.stop()
+        supervisor.stop()

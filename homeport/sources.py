@@ -12,10 +12,10 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from homeport.apps import has_commit
-from homeport.errors import HomeportError, StageError
+from homeport.errors import InvalidInput, StageError
 
 
-class SourceError(HomeportError):
+class SourceError(InvalidInput):
     """A clone URL homeport refuses to fetch from."""
 
 

@@ -10,7 +10,7 @@ import time
 
 from rq import Worker
 
-from homeport import db, queue
+from homeport import db, lifecycle, queue
 from homeport.config import Settings
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,12 @@ def _exit_with(parent: int) -> None:
 
 def _maintain(settings: Settings) -> None:
     """Every few seconds: restart queues whose runner died, settle releases it left behind."""
-    from homeport import pipeline
-
     conn = queue.connect(settings.queue_url)
     while True:
         time.sleep(MAINTENANCE_SECONDS)
         try:
-            queue.recover(settings, conn)
-            pipeline.settle_releases(settings, conn)
+            lifecycle.recover(settings, conn)
+            lifecycle.settle_abandoned(settings, conn)
         except Exception:  # the loop must outlive any one failure; the next round retries
             log.exception("worker maintenance failed")
 
@@ -50,12 +48,12 @@ def run(settings: Settings, *, burst: bool = False, exit_with_parent: bool = Fal
     db.init(settings.data_dir)
     # Imported once here rather than in every forked job: the Docker and Kubernetes clients
     # take about half a second to import, which every deploy would otherwise pay.
-    from homeport import pipeline
+    from homeport import pipeline  # noqa: F401
 
     conn = queue.connect(settings.queue_url)
     # Jobs left behind by a killed worker or a Redis that lost its data run again.
-    queue.recover(settings, conn)
-    pipeline.settle_releases(settings, conn)
+    lifecycle.recover(settings, conn)
+    lifecycle.settle_abandoned(settings, conn)
     if not burst:
         threading.Thread(target=_maintain, args=(settings,), daemon=True).start()
     worker = Worker([queue.QUEUE_NAME], connection=conn)

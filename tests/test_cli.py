@@ -46,7 +46,11 @@ def test_releases_rollback_config_and_logs(homeport: Homeport, work: WorkTree) -
     again = _cli(homeport, "rollback", "blog", "--to", "3")
     assert again.returncode == 1 and "already live" in again.stderr
     missing = _cli(homeport, "rollback", "blog", "--to", "42")
-    assert missing.returncode == 1 and "404" in missing.stderr
+    assert missing.returncode == 1
+    assert missing.stderr == (
+        "homeport: app 'blog' has no release v42; its releases are v1 to v3"
+        " (see `homeport releases`)\n"
+    )
 
     secret = "s3cr3t-value-123"
     set_ = _cli(homeport, "config", "set", "blog", f"API_KEY={secret}", "MODE=prod")
@@ -59,10 +63,25 @@ def test_releases_rollback_config_and_logs(homeport: Homeport, work: WorkTree) -
     shown = json.loads(_cli(homeport, "config", "show", "blog", "--json").stdout)
     assert set(shown["config"]) == {"API_KEY"}
     bad = _cli(homeport, "config", "set", "blog", "NOEQUALS")
-    assert bad.returncode == 1 and "KEY=VALUE" in bad.stderr
+    assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr and bad.stderr.endswith("\n")
+    assert _cli(homeport, "rollback").returncode == 2  # argparse's usage error
 
     logs = _cli(homeport, "logs", "blog")
-    assert "blog v3 is live" in logs.stdout
+    assert "blog v3 is live" in logs.stdout and logs.stdout.endswith("\n")
+
+    # A reader that stops early (`homeport logs blog | head -n 1`) ends the CLI quietly.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
+    env.update(HOMEPORT_URL=homeport.url, HOMEPORT_TOKEN=TOKEN)
+    piped = subprocess.run(
+        f"{sys.executable} -m homeport logs blog | head -n 1",
+        shell=True,  # noqa: S602 - the pipe is what is tested
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert piped.returncode == 0 and len(piped.stdout.splitlines()) == 1
+    assert piped.stderr == ""
 
 
 def test_cli_without_a_server_says_where_it_looked(tmp_path: object) -> None:

@@ -222,3 +222,18 @@ def test_any_text_raises_only_manifest_error(text: str) -> None:
     except ManifestError:
         return
     assert Manifest.from_dict(json.loads(json.dumps(manifest.to_dict()))) == manifest
+
+
+def test_every_accepted_manifest_makes_a_deployable_run_spec() -> None:
+    """Limits live in the manifest alone: values at its limits become a run spec and objects."""
+    from homeport.deployer import objects
+
+    manifest = parse_manifest(
+        '[run]\nport = 65535\nreplicas = 100\nmemory = "1Gi"\ncpu = 2\n'
+        '[healthcheck]\npath = "/up"\ntimeout = 3600\n[env]\nA = 1\n[ingress]\nhost = "a.b"\n'
+    )
+    spec = manifest.run_spec()
+    assert (spec.replicas, spec.port, spec.health_timeout, spec.cpu) == (100, 65535, 3600, "2")
+    deployment = objects.deployment("blog", 1, "r/blog@sha256:" + "a" * 64, spec, "blog-v1")
+    assert deployment["spec"]["replicas"] == 100
+    assert parse_manifest("[run]\nreplicas = 75").run_spec().replicas == 75

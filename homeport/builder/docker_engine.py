@@ -20,8 +20,8 @@ import docker.errors
 import requests.exceptions
 import urllib3.exceptions
 
-from homeport.builder.errors import BuildError
-from homeport.registry import RegistryError
+from homeport.builder.errors import BuildError, EngineUnreachable
+from homeport.registry import RegistryError, RegistryUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ class DockerEngine:
             _probe(kwargs.get("base_url"))
             self._client = docker.APIClient(version="auto", timeout=_API_TIMEOUT, **kwargs)
         except (OSError, docker.errors.DockerException, *_CONNECTION_ERRORS) as exc:
-            raise BuildError(
+            raise EngineUnreachable(
                 f"{_describe(base_url)} is unreachable ({exc}); start it (e.g. "
                 "`systemctl start docker`) or point DOCKER_HOST at a running engine, then "
                 "push again"
@@ -375,7 +375,7 @@ class DockerEngine:
     def _push_failed(ref: str, registry: str, message: str) -> RegistryError:
         lowered = message.lower()
         if any(marker in lowered for marker in _UNREACHABLE):
-            return RegistryError(
+            return RegistryUnreachable(
                 f"the registry {registry} is unreachable ({message}); start it or set "
                 "HOMEPORT_REGISTRY to a running registry, then push again"
             )

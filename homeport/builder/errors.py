@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from homeport.errors import StageError
-from homeport.registry import RegistryError
+from homeport.errors import StageError, Unavailable
+from homeport.registry import RegistryError, RegistryUnreachable
 
-__all__ = ["BuildError", "RegistryError"]
+__all__ = ["BuildError", "EngineUnreachable", "RegistryError", "RegistryUnreachable"]
 
 
 class BuildError(StageError):
-    """The image could not be built: no Dockerfile, a failing step, a timeout, no engine."""
+    """The image could not be built: no Dockerfile, a failing step, a timeout."""
+
+
+class EngineUnreachable(BuildError, Unavailable):
+    """The Docker engine cannot be reached."""
+
+    dependency = "the Docker engine"

@@ -4,6 +4,6 @@ spec.py      RunSpec, what a release needs to know about how the app runs
 objects.py   pure functions: RunSpec -> Kubernetes objects
 kube.py      the Kubernetes adapter (the only module importing `kubernetes`)
 rollout.py   follows a rollout with watches and names the cause of a failure
-deploy.py    deploy, rollback, reconcile, keep_digests (the queue tasks call these)
+deploy.py    roll out, restore, observe; answers with outcomes, lifecycle.py records them
 appconfig.py app env secrets kept in the Secret `<app>-config`
 """

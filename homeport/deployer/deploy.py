@@ -1,4 +1,8 @@
-"""Deploy, roll back and reconcile releases; what the queue tasks call.
+"""The cluster side of a release: apply it, follow it, restore the previous one.
+
+An adapter: it reads release records to know what to apply and answers with an outcome
+value (`Live`, `Failed`); writing records and telling the user how a release ended is the
+lifecycle's (homeport/lifecycle.py). It emits progress lines while it works.
 
 A release is immutable: an image digest, run settings and an env Secret `<app>-v<N>` that is
 never changed. Rolling back to a release re-applies exactly those, so the old ReplicaSet (and
@@ -8,14 +12,13 @@ its pods, if they are still up) is reused and config comes back with the code.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from homeport import registry, releases
 from homeport.config import Settings
 from homeport.deployer import appconfig, objects
-from homeport.deployer.errors import ReleaseUnavailable, RolloutError
+from homeport.deployer.errors import RolloutError
 from homeport.deployer.kube import Kube
 from homeport.deployer.rollout import follow
 from homeport.deployer.spec import RunSpec
@@ -25,14 +28,41 @@ from homeport.releases import Release
 log = logging.getLogger(__name__)
 
 Emit = Callable[[str], None]
-# Seconds beyond twice its health timeout after which a `deploying` release is taken to belong
-# to a dead worker (API retries, image pulls and the rollback's own wait fit well inside).
-STALE_MARGIN = 300
-INTERRUPTED = "interrupted mid-rollout"
 
 
 def _quiet(line: str) -> None:
     log.info("%s", line.strip(" ->"))
+
+
+@dataclass(frozen=True)
+class Live:
+    """The release is ready and serving."""
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The release did not become ready.
+
+    `restored` says what happened to the previous release: "restored" (serving again),
+    "untouched" (the new one was never applied), "none" (there is no previous release),
+    "kept" (automatic rollback is off) or "failed" (restoring it failed too, see
+    `restore_error`).
+    """
+
+    reason: str
+    previous: int | None
+    restored: str
+    restore_error: str = ""
+
+
+Outcome = Live | Failed
+
+
+@dataclass
+class Attempt:
+    """What a rollout got to before it was stopped from outside (timeout, shutdown)."""
+
+    applied: bool = False
 
 
 def short_image(image: str) -> str:
@@ -61,6 +91,18 @@ def snapshot(spec: RunSpec, env: Mapping[str, str]) -> dict[str, Any]:
     data = spec.to_dict()
     data["env"] = {}
     return {"spec": data, "env_keys": sorted(env)}
+
+
+def release_env(settings: Settings, app: str, spec: RunSpec) -> dict[str, str]:
+    """The env a new release runs with: homeport.toml's [env], then the app's config secrets."""
+    with Kube(settings) as kube:
+        return {**spec.env, **appconfig.read(kube, app)}
+
+
+def has_secret(settings: Settings, release: Release) -> bool:
+    """Whether the env Secret the release runs with still exists."""
+    with Kube(settings) as kube:
+        return kube.get("secrets", secret_of(release)) is not None
 
 
 def _apply(kube: Kube, release: Release) -> None:
@@ -106,7 +148,7 @@ def _create_secret(kube: Kube, release: Release, env: Mapping[str, str]) -> None
             )
 
 
-def _fail(
+def _restore(
     kube: Kube,
     settings: Settings,
     release: Release,
@@ -114,245 +156,99 @@ def _fail(
     reason: str,
     applied: bool,
     emit: Emit,
-) -> RolloutError:
-    """Record the failure, restore the previous live release, and say what happened."""
-    app, version = release.app, release.version
-    head = f"{app} v{version} failed: {reason}"
-    releases.mark(settings.data_dir, app, version, "failed", reason)
+) -> Failed:
+    """Put the previous release back (when that is wanted) and say what happened."""
+    before = previous.version if previous else None
     if previous is None:
-        return RolloutError(
-            f"{head}; there is no earlier release to roll back to, so v{version} was left as it"
-            " is; fix the app and push again"
-        )
+        return Failed(reason, None, "none")
     if not applied:
-        return RolloutError(f"{head}; v{previous.version} is still live")
+        return Failed(reason, before, "untouched")
     if not settings.rollback_on_failure:
-        return RolloutError(
-            f"{head}; automatic rollback is off (HOMEPORT_ROLLBACK_ON_FAILURE), roll back with"
-            f" `homeport rollback {app} {previous.version}`"
-        )
-    emit(f"-----> {head}")
+        return Failed(reason, before, "kept")
+    emit(f"-----> {release.app} v{release.version} failed: {reason}")
     emit(f"-----> Rolling back to v{previous.version}")
     try:
         _apply(kube, previous)
         _follow(kube, previous, emit)
     except HomeportError as exc:
-        return RolloutError(
-            f"{head}; rolling back to v{previous.version} failed too: {exc}; check the pods"
-            f" with `kubectl -n {kube.namespace} get pods -l {objects.selector(app)}`"
-        )
-    emit(f"-----> {app} v{previous.version} is live again")
-    return RolloutError(f"{head}; rolled back to v{previous.version}")
+        return Failed(reason, before, "failed", str(exc))
+    emit(f"-----> {release.app} v{previous.version} is live again")
+    return Failed(reason, before, "restored")
 
 
-def _one_at_a_time(settings: Settings, app: str) -> None:
-    """Refuse to start while another rollout of the app runs; settle ones a dead worker left.
-
-    The queue runs one job per app; this guards the record against a second writer anyway.
-    """
-    stale = False
-    for other in releases.deploying(settings.data_dir, app):
-        age = time.time() - other.created_at
-        # The longest a live worker follows: the release, then a rollback, plus retries.
-        abandoned = other.reason.startswith(INTERRUPTED)
-        if not abandoned and age < 2 * spec_of(other).health_timeout + STALE_MARGIN:
-            raise RolloutError(
-                f"{app} v{other.version} is still rolling out (started {age:.0f}s ago); wait for"
-                " it to finish, then try again"
-            )
-        stale = True
-    if stale:
-        reconcile(settings, app)
-
-
-def _roll(
-    kube: Kube,
+def roll_out(
     settings: Settings,
     release: Release,
     previous: Release | None,
-    emit: Emit,
+    *,
     env: Mapping[str, str] | None,
-    announce: str,
-) -> Release:
-    applied = False
-    try:
-        emit(announce)
-        kube.ensure_namespace()
-        if env is not None:
-            _create_secret(kube, release, env)
-        _apply(kube, release)
-        applied = True
-        _follow(kube, release, emit)
-    except HomeportError as exc:
-        raise _fail(kube, settings, release, previous, str(exc), applied, emit) from exc
-    except BaseException as exc:
-        # Stopped from outside (job timeout, shutdown). Once applied, only the cluster knows how
-        # it ends: the release stays deploying, marked, and reconcile() settles it.
-        releases.mark(
-            settings.data_dir,
-            release.app,
-            release.version,
-            "deploying" if applied else "failed",
-            f"{INTERRUPTED} ({type(exc).__name__})",
-        )
-        raise
-    replaced: releases.Status = "rolled_back" if release.rollback_of else "superseded"
-    releases.mark_live(settings.data_dir, release.app, release.version, replaced=replaced)
-    emit(f"-----> {release.app} v{release.version} is live")
-    return releases.get(settings.data_dir, release.app, release.version)
-
-
-def deploy(
-    settings: Settings,
-    *,
-    app: str,
-    commit: str,
-    image_ref: str,
-    spec: RunSpec,
-    secret_env: Mapping[str, str],
-    job_id: str | None = None,
+    attempt: Attempt,
     emit: Emit = _quiet,
-) -> Release:
-    """Roll a built image out as the app's next release; raise RolloutError if it fails.
+) -> Outcome:
+    """Apply the release and follow it until ready; restore `previous` if it is not.
 
-    Env: the manifest's [env], then the app's config secrets, then `secret_env` win in that order.
-    On failure the previous live release is restored (Settings.rollback_on_failure).
+    `env` creates the release's Secret (None: it exists already, as for a rollback).
+    `attempt.applied` tells a caller stopped from outside whether the cluster changed.
     """
-    try:
-        registry.split(image_ref)
-    except ValueError as exc:
-        raise RolloutError(f"cannot deploy {app}: {exc}; the builder must push by digest") from exc
-    _one_at_a_time(settings, app)
     with Kube(settings) as kube:
-        env = {**spec.env, **appconfig.read(kube, app), **secret_env}
-        previous = releases.live(settings.data_dir, app)
-        release = releases.create(
-            settings.data_dir,
-            app=app,
-            commit=commit,
-            image=image_ref,
-            config=snapshot(spec, env),
-            job_id=job_id,
-        )
-        announce = f"-----> Rolling out {app} v{release.version} ({short_image(image_ref)})"
-        return _roll(kube, settings, release, previous, emit, env, announce)
+        try:
+            kube.ensure_namespace()
+            if env is not None:
+                _create_secret(kube, release, env)
+            _apply(kube, release)
+            attempt.applied = True
+            _follow(kube, release, emit)
+        except HomeportError as exc:
+            return _restore(kube, settings, release, previous, str(exc), attempt.applied, emit)
+    return Live()
 
 
-def rollback(
-    settings: Settings,
-    *,
-    app: str,
-    version: int | None = None,
-    job_id: str | None = None,
-    emit: Emit = _quiet,
-) -> Release:
-    """Deploy an earlier release's digest and config again, as a new release (no rebuild).
+@dataclass(frozen=True)
+class Observed:
+    """What the cluster runs of an app, for a release whose rollout nobody followed to its end."""
 
-    Default target: the newest release before the live one that was itself live. Raises NotFound
-    for an unknown version and ReleaseUnavailable when its image or Secret is gone.
-    """
-    _one_at_a_time(settings, app)
-    if version is None:
-        target = releases.rollback_target(settings.data_dir, app)
-    else:
-        target = releases.get(settings.data_dir, app, version)
-    current = releases.live(settings.data_dir, app)
-    what = f"{app} v{target.version}"
-    if current is not None and current.version == target.version:
-        raise ReleaseUnavailable(f"{what} is already live; name another release to roll back to")
-    if target.status not in releases.WAS_LIVE:
-        raise ReleaseUnavailable(
-            f"{what} never went live ({target.status}"
-            f"{': ' + target.reason if target.reason else ''}); roll back to a release that did"
-        )
-    releases.require_image(target)
+    running: int | None
+    started: bool
+
+    @property
+    def serving(self) -> str:
+        return f"v{self.running}" if self.running else "no release"
+
+
+def observe(settings: Settings, release: Release) -> Observed:
+    """Which release the app's Deployment runs, and whether `release` ever got pods."""
     with Kube(settings) as kube:
-        secret = secret_of(target)
-        if kube.get("secrets", secret) is None:
-            raise ReleaseUnavailable(
-                f"{what} cannot be restored: its config Secret {secret} was deleted (outside the"
-                f" last {settings.keep_releases} releases); deploy its commit again instead"
-            )
-        release = releases.create(
-            settings.data_dir,
-            app=app,
-            commit=target.commit,
-            image=target.image,
-            config={**target.config, "secret": secret},
-            job_id=job_id,
-            rollback_of=target.version,
-        )
-        announce = (
-            f"-----> Rolling back {app} to v{target.version} as v{release.version}"
-            f" ({short_image(target.image)})"
-        )
-        return _roll(kube, settings, release, current, emit, None, announce)
-
-
-def reconcile(settings: Settings, app: str | None = None, emit: Emit = _quiet) -> list[Release]:
-    """Settle releases a dead worker left `deploying`, by what the cluster runs; returns them."""
-    settled: list[Release] = []
-    stuck = releases.deploying(settings.data_dir, app)
-    if not stuck:
-        return settled
-    with Kube(settings) as kube:
-        for release in stuck:
-            _settle(kube, settings, release, emit)
-            settled.append(releases.get(settings.data_dir, release.app, release.version))
-    return settled
-
-
-def _settle(kube: Kube, settings: Settings, release: Release, emit: Emit) -> None:
-    name, version = release.app, release.version
-    current = kube.get("deployments", name)
-    running = objects.template_release(current) if current else None
-    previous = releases.live(settings.data_dir, name)
-    if running != version:
+        current = kube.get("deployments", release.app)
+        running = objects.template_release(current) if current else None
         started = bool(
-            kube.list("replicasets", selector=objects.release_selector(name, version)).get("items")
+            kube.list(
+                "replicasets", selector=objects.release_selector(release.app, release.version)
+            ).get("items")
         )
-        serving = f"v{running}" if running else "no release"
-        if started:
-            releases.mark(
-                settings.data_dir,
-                name,
-                version,
-                "failed",
-                f"interrupted mid-rollout; the cluster runs {serving}",
-            )
-        else:
-            releases.mark(
-                settings.data_dir,
-                name,
-                version,
-                "superseded",
-                f"never started (interrupted); the cluster runs {serving}",
-            )
-        return
-    # The cluster runs this release: follow it for what is left of its health timeout.
-    spec = spec_of(release)
-    left = max(int(spec.health_timeout - (time.time() - release.created_at)), 5)
-    try:
-        _follow(kube, release, emit, timeout=left)
-    except HomeportError as exc:
-        error = _fail(kube, settings, release, previous, str(exc), True, emit)
-        log.warning("reconcile: %s", error)
-        return
-    replaced: releases.Status = "rolled_back" if release.rollback_of else "superseded"
-    releases.mark_live(settings.data_dir, name, version, replaced=replaced)
+    return Observed(running, started)
 
 
-def keep_digests(settings: Settings, app: str) -> set[str]:
-    """Digests the registry must keep for the app; deletes env Secrets outside retention.
+def resume(
+    settings: Settings, release: Release, previous: Release | None, timeout: int, emit: Emit
+) -> Outcome:
+    """Follow a release the cluster already runs for what is left of its timeout."""
+    with Kube(settings) as kube:
+        try:
+            _follow(kube, release, emit, timeout=timeout)
+        except HomeportError as exc:
+            return _restore(kube, settings, release, previous, str(exc), True, emit)
+    return Live()
 
-    Kept: the last Settings.keep_releases releases, the live one, and whatever the running
-    Deployment uses. A Secret is deleted only if no kept release and no running pod needs it.
+
+def keep_digests(settings: Settings, kept: list[Release], dropped: list[Release]) -> set[str]:
+    """Digests the registry must keep for the app; deletes env Secrets of `dropped` releases.
+
+    Kept: the digests of `kept` and whatever the running Deployment uses. A Secret is deleted
+    only if no kept release and no running pod needs it.
     """
-    every = releases.history(settings.data_dir, app)
-    kept = every[: settings.keep_releases]
-    current = releases.live(settings.data_dir, app)
-    if current is not None and current not in kept:
-        kept.append(current)
+    if not kept and not dropped:
+        return set()
+    app = (kept or dropped)[0].app
     digests = {r.digest for r in kept}
     needed = {secret_of(r) for r in kept}
     with Kube(settings) as kube:
@@ -363,7 +259,7 @@ def keep_digests(settings: Settings, app: str) -> set[str]:
                 digests.add(image.rpartition("@")[2])
             needed |= objects.template_secrets(running)
         done: set[str] = set()  # a rollback release shares its target's Secret
-        for release in every[settings.keep_releases :]:
+        for release in dropped:
             name = secret_of(release)
             if name in needed or name in done:
                 continue

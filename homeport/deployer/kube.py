@@ -25,6 +25,7 @@ from kubernetes import config as _config
 from homeport.config import Settings
 from homeport.deployer.errors import RolloutError
 from homeport.deployer.objects import MANAGER
+from homeport.errors import Unavailable
 
 log = logging.getLogger(__name__)
 # The client library is only partly typed; it is used through these two names alone.
@@ -76,6 +77,12 @@ class Conflict(ApiError):
 
 class Gone(ApiError):
     """410: a watch's resourceVersion is too old."""
+
+
+class ClusterUnreachable(ApiError, Unavailable):
+    """The API server could not be reached, or kept answering 5xx, for RETRY_FOR seconds."""
+
+    dependency = "Kubernetes"
 
 
 @dataclass
@@ -140,12 +147,13 @@ class Kube:
         base = _PATHS[kind].format(ns=quote(self.namespace, safe=""))
         return base + ("/" + quote(name, safe="") if name else "")
 
-    def _unreachable(self, exc: Exception) -> RolloutError:
+    def _unreachable(self, exc: Exception) -> ClusterUnreachable:
         where = f"HOMEPORT_KUBECONFIG={self._kubeconfig}" if self._kubeconfig else "the kubeconfig"
-        return RolloutError(
+        return ClusterUnreachable(
             f"cannot reach the Kubernetes API server at {self.server} for {RETRY_FOR:.0f} s"
             f" ({type(exc).__name__}: {exc}); check that the cluster is running"
-            f" (`kubectl get nodes`) and that {where} points at it"
+            f" (`kubectl get nodes`) and that {where} points at it",
+            0,
         )
 
     def _error(self, method: str, path: str, status: int, body: bytes) -> ApiError:
@@ -169,6 +177,12 @@ class Kube:
             return Gone(f"{what}: {message}", status)
         if status in (400, 422):
             return ApiError(f"the cluster rejected {what}: {message}", status)
+        if status >= 500 or status == 429:
+            return ClusterUnreachable(
+                f"the Kubernetes API server at {self.server} kept answering {status} to {what}"
+                f" for {RETRY_FOR:.0f} s: {message}; check the cluster (`kubectl get nodes`)",
+                status,
+            )
         return ApiError(f"the Kubernetes API server answered {status} to {what}: {message}", status)
 
     # -- requests --------------------------------------------------------------------------

@@ -1,15 +1,14 @@
-"""RunSpec: how an app runs, as the deployer needs it (the pipeline maps the manifest onto it)."""
+"""RunSpec: how an app runs, as the deployer needs it.
+
+Only the manifest makes one (Manifest.run_spec), and it is where every limit is checked;
+a release record keeps the spec as JSON and from_dict reads it back as it was.
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-# Kubernetes quantities as homeport.toml may spell them: "256Mi", "1G", "500m", "0.5".
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -24,22 +23,6 @@ class RunSpec:
     health_timeout: int = 60
     env: Mapping[str, str] = field(default_factory=dict)
     ingress_host: str | None = None
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.port <= 65535:
-            raise ValueError(f"port {self.port} is not between 1 and 65535")
-        if not 0 <= self.replicas <= 50:
-            raise ValueError(f"replicas {self.replicas} is not between 0 and 50")
-        if not 1 <= self.health_timeout <= 3600:
-            raise ValueError(f"health_timeout {self.health_timeout} is not between 1 and 3600 s")
-        for name, value in (("memory", self.memory), ("cpu", self.cpu)):
-            if value is not None and not _QUANTITY.match(value):
-                raise ValueError(f"{name} {value!r} is not a quantity (e.g. 256Mi or 500m)")
-        if self.health_path is not None and not self.health_path.startswith("/"):
-            raise ValueError(f"health path {self.health_path!r} must start with /")
-        for key in self.env:
-            if not _ENV_NAME.match(key):
-                raise ValueError(f"env name {key!r} is not a valid variable name")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready snapshot."""

@@ -20,9 +20,9 @@ import redis
 from dulwich.protocol import CAPABILITY_SIDE_BAND_64K, SIDE_BAND_CHANNEL_PROGRESS
 from dulwich.server import ReceivePackHandler
 
-from homeport import joblog, jobs, queue
+from homeport import joblog, jobs, lifecycle
 from homeport.config import Settings
-from homeport.errors import HomeportError
+from homeport.errors import HomeportError, kind_word
 from homeport.hooks import policy
 
 log = logging.getLogger(__name__)
@@ -66,19 +66,19 @@ class DeployingReceivePack(ReceivePackHandler):
                 )
             return None
         try:
-            job = jobs.create(
-                settings.data_dir,
+            submitted = lifecycle.submit_deploy(
+                settings,
+                self.redis,
                 app=self.app,
-                kind="deploy",
                 ref=ref,
                 commit=new,
                 old_sha=old,
                 source="push",
             )
-            queue.submit(settings, self.redis, self.app)
         except HomeportError as exc:
-            return f"deploy not queued: {exc}".encode()
-        return self._stream(job)
+            # The same kinds of error as the API's status codes, as one line on the ref.
+            return f"deploy not queued ({kind_word(exc)}): {one_line(str(exc))}".encode()
+        return self._stream(submitted.job)
 
     @property
     def redis(self) -> redis.Redis:
@@ -97,9 +97,12 @@ class DeployingReceivePack(ReceivePackHandler):
         final = jobs.get(settings.data_dir, job.id)
         if final.status == jobs.SUCCEEDED:
             return None
-        # The reason travels on the ref's status line: one line, bounded.
-        reason = " ".join(final.reason.split())[:400]
-        return f"deploy {final.status}: {reason}".encode()
+        return f"deploy {final.status}: {one_line(final.reason)}".encode()
+
+
+def one_line(text: str) -> str:
+    """A reason as it travels on the ref's status line: one line, bounded."""
+    return " ".join(text.split())[:400]
 
 
 def handler_for(context: PushContext) -> type[DeployingReceivePack]:

@@ -14,9 +14,8 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from homeport import db
-from homeport.apps import AppNameError
 from homeport.config import Settings
-from homeport.errors import HomeportError, NotFound
+from homeport.errors import HomeportError, Unavailable, http_status
 from homeport.hooks.update import PushContext
 from homeport.receiver import api, releases_api, webhooks
 from homeport.receiver.git import asgi_git_app
@@ -48,12 +47,17 @@ class ApiAuth:
         await self.app(scope, receive, send)
 
 
-async def _not_found(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"error": str(exc)}, status_code=404)
-
-
-async def _bad_request(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"error": str(exc)}, status_code=400)
+async def _homeport_error(request: Request, exc: Exception) -> Response:
+    # One place maps the error kinds to statuses: bad input 400, unknown 404, conflict 409,
+    # too large 413, a dependency down 503 (naming it).
+    assert isinstance(exc, HomeportError)
+    status = http_status(exc)
+    body: dict[str, str] = {"error": str(exc)}
+    if isinstance(exc, Unavailable):
+        body["unavailable"] = exc.dependency
+    return JSONResponse(
+        body, status_code=status, headers={"Retry-After": "5"} if status == 503 else None
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -88,9 +92,7 @@ def create_app(settings: Settings, token: str, conn: redis.Redis | None = None) 
         routes=routes,
         middleware=[Middleware(ApiAuth)],
         exception_handlers={
-            NotFound: _not_found,
-            AppNameError: _bad_request,
-            HomeportError: _bad_request,
+            HomeportError: _homeport_error,
             HTTPException: _http_error,
             Exception: _crash,
         },

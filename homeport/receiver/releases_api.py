@@ -15,8 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from homeport import apps, jobs, queue, releases
-from homeport.errors import HomeportError
+from homeport import apps, lifecycle, releases
 from homeport.receiver.api import authorized, existing_app, state_of
 from homeport.receiver.state import read_capped
 
@@ -66,43 +65,20 @@ async def rollback(request: Request) -> Response:
         if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int) or raw < 1):
             return _error(400, "version must be a release number (a positive integer)")
         version = raw
-    settings = state_of(request).settings
+    state = state_of(request)
 
-    def choose() -> releases.Release:
-        if version is None:
-            return releases.rollback_target(settings.data_dir, app)
-        return releases.get(settings.data_dir, app, version)
+    def submit() -> lifecycle.Submitted:
+        return lifecycle.submit_rollback(
+            state.settings, state.redis, app=app, version=version, source="api"
+        )
 
-    target = await asyncio.to_thread(choose)
-    what = f"{app} v{target.version}"
-    if target.status not in releases.WAS_LIVE:
-        return _error(409, f"{what} never went live ({target.status}); roll back to one that did")
-    current = await asyncio.to_thread(releases.live, settings.data_dir, app)
-    if current is not None and current.version == target.version:
-        return _error(409, f"{what} is already live; name another release to roll back to")
-    try:
-        await asyncio.to_thread(releases.require_image, target)
-    except releases.ReleaseUnavailable as exc:
-        return _error(409, str(exc))
-    job = jobs.create(
-        settings.data_dir,
-        app=app,
-        kind="rollback",
-        ref=f"refs/heads/{settings.deploy_branch}",
-        commit=target.commit,
-        old_sha="0" * 40,
-        source="api",
-        params={"version": target.version},
-    )
-    try:
-        queue.submit(settings, state_of(request).redis, app)
-    except HomeportError as exc:
-        return JSONResponse({"job": job.id, "warning": str(exc)}, status_code=202)
+    submitted = await asyncio.to_thread(submit)
+    job = submitted.job
     return JSONResponse(
         {
             "job": job.id,
             "app": app,
-            "target": target.version,
+            "target": submitted.target.version if submitted.target else None,
             "log": f"/api/apps/{app}/jobs/{job.id}/log",
         },
         status_code=202,

@@ -6,6 +6,7 @@ only then parse. The job fetches and builds; the request only verifies, records,
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -16,7 +17,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from homeport import apps, db, jobs, queue, sources
+from homeport import apps, lifecycle, sources
 from homeport.receiver.state import State, read_capped
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -160,35 +161,23 @@ async def receive(request: Request) -> JSONResponse:
 async def _enqueue(
     state: State, provider: str, delivery: str | None, app: str, push: Push
 ) -> JSONResponse:
-    settings = state.settings
-    with db.connect(settings.data_dir) as conn:
-        if delivery is not None:
-            row = conn.execute("SELECT job_id FROM deliveries WHERE id = ?", (delivery,)).fetchone()
-            if row is not None:
-                return _answer(200, duplicate=True, job=row["job_id"])
-        if not apps.exists(settings.data_dir, app):
-            apps.create_repo(settings.data_dir, app, settings.deploy_branch)
-        job = jobs.create(
-            settings.data_dir,
+    def submit() -> lifecycle.Submitted:
+        return lifecycle.submit_deploy(
+            state.settings,
+            state.redis,
             app=app,
-            kind="deploy",
             ref=push.ref,
             commit=push.after,
             old_sha=push.before,
             source=provider,
             params={"clone_url": push.clone_url},
-            conn=conn,
+            dedup=[delivery] if delivery else [],
         )
-        if delivery is not None:
-            conn.execute(
-                "INSERT INTO deliveries (id, job_id, received_at) VALUES (?, ?, ?)",
-                (delivery, job.id, db.now()),
-            )
-    try:
-        queue.submit(settings, state.redis, app)
-    except queue.QueueUnavailable as exc:
-        # The job is recorded; a worker's recovery picks it up once Redis is back.
-        return _answer(202, job=job.id, app=app, status="recorded", warning=str(exc))
+
+    submitted = await asyncio.to_thread(submit)
+    job = submitted.job
+    if submitted.duplicate:
+        return _answer(200, duplicate=True, job=job.id)
     return _answer(
         202, job=job.id, app=app, status="queued", log=f"/api/apps/{app}/jobs/{job.id}/log"
     )

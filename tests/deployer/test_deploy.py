@@ -9,13 +9,14 @@ from dataclasses import replace
 
 import pytest
 
-from homeport import releases
+from homeport import jobs, lifecycle, releases
 from homeport.config import Settings
 from homeport.deployer import appconfig, deploy, objects
-from homeport.deployer.errors import ReleaseUnavailable, RolloutError
 from homeport.deployer.kube import Kube
 from homeport.deployer.spec import RunSpec
 from homeport.errors import NotFound
+from homeport.lifecycle import ReleaseFailed
+from homeport.releases import ReleaseUnavailable
 from tests.deployer.conftest import Apps
 from tests.deployer.images import MISSING
 from tests.support.cluster import Poller
@@ -30,19 +31,37 @@ def _get(settings: Settings, path: str = "/") -> tuple[int, str]:
     return status, body.decode(errors="replace").strip()
 
 
+def _job(settings: Settings, kind: str = "deploy", version: int | None = None) -> jobs.Job:
+    """A job record, as the lifecycle's intake would have made it."""
+    return jobs.create(
+        settings.data_dir,
+        app=APP,
+        kind=kind,
+        ref="refs/heads/main",
+        commit="0" * 40,
+        old_sha="0" * 40,
+        source="api",
+        params={} if version is None else {"version": version},
+    )
+
+
 def _deploy(
     settings: Settings, image: str, spec: RunSpec = HEALTHY, lines: list[str] | None = None
 ) -> releases.Release:
-    return deploy.deploy(
+    return lifecycle.deploy_release(
         settings,
-        app=APP,
-        commit="0" * 40,
-        image_ref=image,
+        _job(settings),
+        image=image,
         spec=spec,
-        secret_env={},
-        job_id=None,
-        emit=(lines.append if lines is not None else print),
+        emit=lines.append if lines is not None else print,
     )
+
+
+def _rollback(
+    settings: Settings, version: int | None, lines: list[str] | None = None
+) -> releases.Release:
+    job = _job(settings, "rollback", version)
+    return lifecycle.rollback_release(settings, job, lines.append if lines is not None else print)
 
 
 @contextmanager
@@ -88,7 +107,7 @@ def test_without_automatic_rollback_a_failure_says_how_to_roll_back(
     """With rollback_on_failure off the release is failed and the message names the command."""
     _deploy(settings, apps.one)
     manual = replace(settings, rollback_on_failure=False)
-    with pytest.raises(RolloutError, match=r"homeport rollback web 1") as failure:
+    with pytest.raises(ReleaseFailed, match=r"homeport rollback web --to 1") as failure:
         _deploy(manual, apps.no_health, replace(HEALTHY, health_timeout=5))
     assert "not ready within 5s" in str(failure.value)
     assert releases.get(settings.data_dir, APP, 2).status == "failed"
@@ -101,7 +120,7 @@ def test_failing_readiness_rolls_back_and_old_release_keeps_serving(
 ) -> None:
     """A release whose health check 404s is rolled back; every request meanwhile got v1."""
     _deploy(settings, apps.one)
-    with _page_poller(settings) as poller, pytest.raises(RolloutError) as failure:
+    with _page_poller(settings) as poller, pytest.raises(ReleaseFailed) as failure:
         _deploy(settings, apps.no_health, replace(HEALTHY, health_timeout=15))
     message = str(failure.value)
     assert message.startswith(f"{APP} v2 failed: readiness probe failed: HTTP 404 on /healthz (")
@@ -120,7 +139,7 @@ def test_crash_loop_is_rolled_back_long_before_the_timeout(settings: Settings, a
     _deploy(settings, apps.one)
     timeout = 180
     started = time.monotonic()
-    with pytest.raises(RolloutError, match=r"exited with code 1 and is crash-looping") as failure:
+    with pytest.raises(ReleaseFailed, match=r"exited with code 1 and is crash-looping") as failure:
         _deploy(settings, apps.crash, replace(HEALTHY, health_timeout=timeout))
     elapsed = time.monotonic() - started
     assert elapsed < timeout / 3, f"took {elapsed:.0f}s"
@@ -132,7 +151,7 @@ def test_crash_loop_is_rolled_back_long_before_the_timeout(settings: Settings, a
 def test_unpullable_image_is_rolled_back(settings: Settings, apps: Apps) -> None:
     """An image the registry does not have fails fast, naming the image."""
     _deploy(settings, apps.one)
-    with pytest.raises(RolloutError, match=rf"image {MISSING} cannot be pulled: ") as failure:
+    with pytest.raises(ReleaseFailed, match=rf"image {MISSING} cannot be pulled: ") as failure:
         _deploy(settings, MISSING, replace(HEALTHY, health_timeout=120))
     assert str(failure.value).endswith("; rolled back to v1")
     assert _get(settings) == (200, "release one")
@@ -143,7 +162,7 @@ def test_first_release_failing_is_left_failed_with_a_clear_message(
     settings: Settings, apps: Apps
 ) -> None:
     """With nothing to roll back to, the failure says so and the release is failed."""
-    with pytest.raises(RolloutError, match="no earlier release to roll back to"):
+    with pytest.raises(ReleaseFailed, match="no earlier release to roll back to"):
         _deploy(settings, apps.crash)
     assert releases.get(settings.data_dir, APP, 1).status == "failed"
     assert releases.live(settings.data_dir, APP) is None
@@ -158,26 +177,29 @@ def test_rollback_restores_code_and_config_of_an_old_release(
         _deploy(settings, image, replace(HEALTHY, env={"GREETING": greeting}))
     assert _get(settings, "/env.txt") == (200, "three")
     lines: list[str] = []
-    back = deploy.rollback(settings, app=APP, version=1, job_id="job-9", emit=lines.append)
-    assert (back.version, back.rollback_of, back.status, back.job_id) == (4, 1, "live", "job-9")
+    back = _rollback(settings, 1, lines)
+    assert (back.version, back.rollback_of, back.status) == (4, 1, "live")
+    assert back.job_id is not None and jobs.get(settings.data_dir, back.job_id).kind == "rollback"
     assert back.image == apps.one
     assert _get(settings) == (200, "release one")
     assert _get(settings, "/env.txt") == (200, "one")
     assert releases.get(settings.data_dir, APP, 3).status == "rolled_back"
     assert lines[0].startswith(f"-----> Rolling back {APP} to v1 as v4 (")
     # Default target: the release before the live one that was itself live.
-    again = deploy.rollback(settings, app=APP, version=None, job_id=None, emit=lines.append)
+    again = _rollback(settings, None, lines)
     assert again.rollback_of == 3
     assert _get(settings, "/env.txt") == (200, "three")
 
-    kept = deploy.keep_digests(replace(settings, keep_releases=1), APP)
+    every = releases.history(settings.data_dir, APP)
+    kept_releases, dropped = lifecycle.retained(every, releases.live(settings.data_dir, APP), 1)
+    kept = deploy.keep_digests(settings, kept_releases, dropped)
     assert kept == {apps.three.rpartition("@")[2]}
     with Kube(settings) as kube:
         assert kube.get("secrets", "web-v3") is not None  # the running release's Secret
         assert kube.get("secrets", "web-v2") is None
         assert kube.get("secrets", "web-v1") is None
     with pytest.raises(ReleaseUnavailable, match="Secret web-v1 was deleted"):
-        deploy.rollback(settings, app=APP, version=1, job_id=None, emit=print)
+        _rollback(settings, 1)
 
 
 @pytest.mark.cluster
@@ -185,7 +207,7 @@ def test_rollback_of_an_unknown_version_is_not_found(settings: Settings, apps: A
     """Naming a release that never existed raises NotFound."""
     _deploy(settings, apps.one)
     with pytest.raises(NotFound, match="has no release v7"):
-        deploy.rollback(settings, app=APP, version=7, job_id=None, emit=print)
+        _rollback(settings, 7)
 
 
 @pytest.mark.cluster
@@ -198,7 +220,7 @@ def test_rollback_to_an_image_gone_from_the_registry_is_refused(
     with releases.db.connect(settings.data_dir) as conn:
         conn.execute("UPDATE releases SET image = ? WHERE version = 1", (MISSING,))
     with pytest.raises(ReleaseUnavailable, match="no longer in the registry"):
-        deploy.rollback(settings, app=APP, version=1, job_id=None, emit=print)
+        _rollback(settings, 1)
     assert releases.live(settings.data_dir, APP) is not None
     assert len(releases.history(settings.data_dir, APP)) == 2
 
@@ -224,7 +246,7 @@ def test_reconcile_settles_a_release_left_deploying(settings: Settings, apps: Ap
     with Kube(settings) as kube:  # what the dead worker got done before it died
         kube.create(objects.release_secret(APP, stuck.version, HEALTHY.env))
         kube.apply(objects.deployment(APP, stuck.version, apps.two, HEALTHY, "web-v2"))
-    settled = deploy.reconcile(settings, APP)
+    settled = lifecycle.settle(settings, APP)
     assert {(r.version, r.status) for r in settled} == {(2, "live"), (3, "superseded")}
     assert releases.get(settings.data_dir, APP, 1).status == "superseded"
     assert releases.deploying(settings.data_dir) == []
@@ -257,15 +279,8 @@ def test_an_interrupted_rollout_is_settled_by_the_next_deploy(
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        deploy.deploy(
-            settings,
-            app=APP,
-            commit="0" * 40,
-            image_ref=apps.one,
-            spec=HEALTHY,
-            secret_env={},
-            job_id=None,
-            emit=stop_worker,
+        lifecycle.deploy_release(
+            settings, _job(settings), image=apps.one, spec=HEALTHY, emit=stop_worker
         )
     (stuck,) = releases.deploying(settings.data_dir, APP)
     assert stuck.reason.startswith("interrupted mid-rollout")

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.waiting import wait_until
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = REPO_ROOT / "tests" / "cluster"
 STATE = Path(os.environ.get("HOMEPORT_CLUSTER_STATE", "/var/lib/homeport-test/cluster"))
@@ -86,20 +88,6 @@ def create_namespace(kube: Kube, name: str) -> None:
         timeout=30,
         what=f"the default ServiceAccount in {name}",
     )
-
-
-def wait_until(
-    check: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.5
-) -> Any:
-    """Polls check until it returns something truthy; fails the test after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}", pytrace=False)
-        time.sleep(interval)
 
 
 def base_image() -> str:

@@ -1,0 +1,468 @@
+"""The application layer: the one door through which work enters, the one writer of records.
+
+Work enters through `submit_deploy` and `submit_rollback` (git push, webhooks, the API and
+the CLI all call them). Recording and queueing are one step: if the queue cannot take a
+job within QUEUE_WAIT, the job is recorded failed with the reason, so a push the user was
+told failed never deploys later.
+
+A job's runner (pipeline.run_app) then moves the job and its release through their states
+with the functions below; the builder and the deployer only report outcomes. `settle` is
+the one place that decides a release left `deploying` is stuck and gives it the status the
+cluster shows, and `recover` the one place that restarts an app whose runner died.
+
+Job:      queued -> running -> succeeded | failed;  queued -> superseded | failed (not queued)
+Release:  deploying -> live -> superseded | rolled_back;  deploying -> failed | superseded
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import redis
+from redis.exceptions import RedisError
+
+from homeport import apps, db, joblog, jobs, queue, registry, releases
+from homeport.config import Settings
+from homeport.errors import HomeportError, StageError
+from homeport.releases import Release, ReleaseUnavailable
+
+if TYPE_CHECKING:
+    from homeport.deployer.deploy import Failed, Outcome
+    from homeport.deployer.spec import RunSpec
+
+log = logging.getLogger(__name__)
+
+# Seconds a submission waits for the queue: long enough for `homeport up` to restart its
+# Redis (within 2 s of it dying), short enough that a push never hangs on a dead one.
+QUEUE_WAIT = 6.0
+QUEUE_RETRY = 0.25
+SHUTDOWN_REASON = "stopped: homeport was shut down; push again to retry"
+ORPHAN_REASON = "the worker stopped while this job ran; push again to retry"
+HUNG_REASON = "the job process stopped responding and was killed; push again to retry"
+
+Emit = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A job that entered the queue (or the earlier job a duplicate delivery names)."""
+
+    job: jobs.Job
+    duplicate: bool = False
+    target: Release | None = None
+
+
+class ReleaseFailed(StageError):
+    """A release did not go live; the message names it and what runs instead."""
+
+
+# -- intake --------------------------------------------------------------------------------
+
+
+def output(settings: Settings, job: jobs.Job) -> joblog.JobLog:
+    """The job's output, masked with every secret homeport knows."""
+    return joblog.JobLog(
+        joblog.log_path(settings.data_dir, job.app, job.id), joblog.Masker(settings.secrets())
+    )
+
+
+def _queue(settings: Settings, conn: redis.Redis, app: str) -> None:
+    """Make sure a runner will pick up the app's queued jobs, waiting out a Redis restart."""
+    deadline = time.monotonic() + QUEUE_WAIT
+    while True:
+        try:
+            # Fast path without the lock: a runner that has not started yet claims the newest
+            # job when it starts, and the job is already recorded.
+            if queue.runner_queued(conn, app):
+                return
+            with queue.locked(conn, app):
+                if not queue.runner_alive(conn, app):
+                    _fail_orphans(settings, app, ORPHAN_REASON)
+                    queue.enqueue_runner(settings, conn, app)
+            return
+        except RedisError as exc:
+            if time.monotonic() + QUEUE_RETRY > deadline:
+                raise queue.unavailable(app, exc) from exc
+            time.sleep(QUEUE_RETRY)
+
+
+def _enter(settings: Settings, conn: redis.Redis, job: jobs.Job) -> None:
+    """Queue a recorded job; if that fails, the job fails with the reason, never left queued."""
+    try:
+        _queue(settings, conn, job.app)
+    except queue.QueueUnavailable as exc:
+        reason = f"not queued: {exc}"
+        if jobs.fail_if_queued(settings.data_dir, job.id, reason):
+            output(settings, job).write(f"-----> {reason}")
+            raise
+        # A worker that could reach Redis already took the job: it runs after all.
+
+
+def submit_deploy(
+    settings: Settings,
+    conn: redis.Redis,
+    *,
+    app: str,
+    ref: str,
+    commit: str,
+    old_sha: str,
+    source: str,
+    params: dict[str, Any] | None = None,
+    dedup: Iterable[str] = (),
+) -> Submitted:
+    """Record and queue a deploy of `commit`; creates the app on its first deploy.
+
+    `dedup` keys (webhook delivery ids, body digests) seen before make this a duplicate:
+    the earlier job is returned and nothing is queued.
+    """
+    apps.check_app_name(app)
+    keys = list(dedup)
+    with db.connect(settings.data_dir) as tx:
+        for key in keys:
+            row = tx.execute("SELECT job_id FROM deliveries WHERE id = ?", (key,)).fetchone()
+            if row is not None:
+                return Submitted(jobs.get(settings.data_dir, row["job_id"]), duplicate=True)
+        if not apps.exists(settings.data_dir, app):
+            apps.create_repo(settings.data_dir, app, settings.deploy_branch)
+        job = jobs.create(
+            settings.data_dir,
+            app=app,
+            kind="deploy",
+            ref=ref,
+            commit=commit,
+            old_sha=old_sha,
+            source=source,
+            params=params,
+            conn=tx,
+        )
+        now = db.now()
+        tx.executemany(
+            "INSERT INTO deliveries (id, job_id, received_at) VALUES (?, ?, ?)",
+            [(key, job.id, now) for key in keys],
+        )
+    try:
+        _enter(settings, conn, job)
+    except queue.QueueUnavailable:
+        # Not deployed: the provider's redelivery must be able to try again.
+        with db.connect(settings.data_dir) as tx:
+            tx.execute("DELETE FROM deliveries WHERE job_id = ?", (job.id,))
+        raise
+    return Submitted(job)
+
+
+def rollback_target(settings: Settings, app: str, version: int | None) -> Release:
+    """The release a rollback restores, or NotFound / ReleaseUnavailable saying why not.
+
+    Default: the newest release before the live one that was itself live. Refused: a release
+    that never went live, the live one, one running the live image, one whose image is gone.
+    """
+    if version is None:
+        target = releases.rollback_target(settings.data_dir, app)
+    else:
+        target = releases.get(settings.data_dir, app, version)
+    what = f"{app} v{target.version}"
+    if target.status not in releases.WAS_LIVE:
+        detail = f": {target.reason}" if target.reason else ""
+        raise ReleaseUnavailable(
+            f"{what} never went live ({target.status}{detail}); roll back to a release that did"
+        )
+    current = releases.live(settings.data_dir, app)
+    if current is not None and current.version == target.version:
+        raise ReleaseUnavailable(
+            f"{what} is already live; name another release with `homeport rollback {app} --to N`"
+        )
+    if current is not None and current.digest == target.digest:
+        raise ReleaseUnavailable(
+            f"{what} runs the same image as the live v{current.version}; nothing would change"
+        )
+    releases.require_image(target)
+    return target
+
+
+def submit_rollback(
+    settings: Settings, conn: redis.Redis, *, app: str, version: int | None, source: str
+) -> Submitted:
+    """Check the target, then record and queue a rollback to it."""
+    target = rollback_target(settings, app, version)
+    job = jobs.create(
+        settings.data_dir,
+        app=app,
+        kind="rollback",
+        ref=f"refs/heads/{settings.deploy_branch}",
+        commit=target.commit,
+        old_sha="0" * 40,
+        source=source,
+        params={"version": target.version},
+    )
+    _enter(settings, conn, job)
+    return Submitted(job, target=target)
+
+
+# -- a runner's jobs -------------------------------------------------------------------------
+
+
+def claim(settings: Settings, conn: redis.Redis, app: str) -> jobs.Job | None:
+    """Start the app's newest queued job; older queued ones are superseded by it."""
+    with queue.locked(conn, app):
+        job, superseded = jobs.claim_next(settings.data_dir, app)
+    for old in superseded:
+        output(settings, old).write(
+            f"-----> superseded by a newer push ({job.commit[:12] if job else '?'})"
+        )
+    return job
+
+
+def hand_over(settings: Settings, conn: redis.Redis, app: str) -> None:
+    """A runner ends: queue the next one if work arrived meanwhile."""
+    with queue.locked(conn, app):
+        if jobs.has_queued(settings.data_dir, app):
+            queue.enqueue_runner(settings, conn, app)
+        else:
+            queue.forget_runner(conn, app)
+
+
+def succeed(settings: Settings, job: jobs.Job, release: int | None) -> None:
+    jobs.finish(settings.data_dir, job.id, jobs.SUCCEEDED, "", release)
+
+
+def fail(settings: Settings, job: jobs.Job, reason: str) -> None:
+    jobs.finish(settings.data_dir, job.id, jobs.FAILED, reason)
+
+
+def record_image(settings: Settings, job: jobs.Job, image: str) -> None:
+    jobs.record_image(settings.data_dir, job.id, image)
+
+
+def _fail_orphans(settings: Settings, app: str, reason: str) -> None:
+    for job_id in jobs.fail_running(settings.data_dir, app, reason):
+        joblog.JobLog(joblog.log_path(settings.data_dir, app, job_id)).write(f"-----> {reason}")
+
+
+def recover(settings: Settings, conn: redis.Redis) -> None:
+    """Restart queues whose runner died (worker killed, job process hung, Redis lost data)."""
+    waiting = set(jobs.apps_with(settings.data_dir, jobs.QUEUED))
+    waiting |= set(jobs.apps_with(settings.data_dir, jobs.RUNNING))
+    for app in sorted(waiting):
+        with queue.locked(conn, app):
+            if queue.runner_alive(conn, app):
+                continue
+            hung = queue.kill_stuck_runner(conn, app)
+            _fail_orphans(settings, app, HUNG_REASON if hung else ORPHAN_REASON)
+            if jobs.has_queued(settings.data_dir, app):
+                log.info("restarting the queue of %s", app)
+                queue.enqueue_runner(settings, conn, app)
+            else:
+                queue.forget_runner(conn, app)
+
+
+# -- releases ------------------------------------------------------------------------------
+
+
+def _deployer() -> Any:
+    # The Kubernetes client is large: the receiver imports this module but never deploys.
+    from homeport.deployer import deploy
+
+    return deploy
+
+
+def _failure_text(app: str, version: int, outcome: Failed, namespace: str) -> str:
+    """The user's line for a release that did not go live, by what happened to the previous."""
+    head = f"{app} v{version} failed: {outcome.reason}"
+    before = outcome.previous
+    if outcome.restored == "none":
+        return (
+            f"{head}; there is no earlier release to roll back to, so v{version} was left as it"
+            " is; fix the app and push again"
+        )
+    if outcome.restored == "untouched":
+        return f"{head}; v{before} is still live"
+    if outcome.restored == "kept":
+        return (
+            f"{head}; automatic rollback is off (HOMEPORT_ROLLBACK_ON_FAILURE), roll back with"
+            f" `homeport rollback {app} --to {before}`"
+        )
+    if outcome.restored == "failed":
+        return (
+            f"{head}; rolling back to v{before} failed too: {outcome.restore_error}; check the"
+            f" pods with `kubectl -n {namespace} get pods -l {_deployer().objects.selector(app)}`"
+        )
+    return f"{head}; rolled back to v{before}"
+
+
+def _conclude(settings: Settings, release: Release, outcome: Outcome, emit: Emit) -> Release:
+    """Record how a rollout ended; raise ReleaseFailed with the user's line if not live."""
+    deployer = _deployer()
+    app, version = release.app, release.version
+    if not isinstance(outcome, deployer.Failed):
+        replaced: releases.Status = "rolled_back" if release.rollback_of else "superseded"
+        releases.mark_live(settings.data_dir, app, version, replaced=replaced)
+        emit(f"-----> {app} v{version} is live")
+        return releases.get(settings.data_dir, app, version)
+    releases.mark(settings.data_dir, app, version, "failed", outcome.reason)
+    raise ReleaseFailed(_failure_text(app, version, outcome, settings.namespace))
+
+
+def _roll(
+    settings: Settings,
+    release: Release,
+    previous: Release | None,
+    env: dict[str, str] | None,
+    emit: Emit,
+) -> Release:
+    deployer = _deployer()
+    attempt = deployer.Attempt()
+    try:
+        outcome = deployer.roll_out(
+            settings, release, previous, env=env, attempt=attempt, emit=emit
+        )
+    except HomeportError as exc:
+        # Nothing was applied (credentials, namespace): the previous release still serves.
+        before = previous.version if previous else None
+        outcome = deployer.Failed(str(exc), before, "untouched" if previous else "none")
+    except BaseException as exc:
+        # Stopped from outside (job timeout, shutdown). Once applied, only the cluster knows
+        # how it ends: the release stays deploying, and `settle` gives it its status.
+        reason = f"interrupted mid-rollout ({type(exc).__name__})"
+        status: releases.Status = "deploying" if attempt.applied else "failed"
+        releases.mark(settings.data_dir, release.app, release.version, status, reason)
+        raise
+    return _conclude(settings, release, outcome, emit)
+
+
+def deploy_release(
+    settings: Settings, job: jobs.Job, *, image: str, spec: RunSpec, emit: Emit
+) -> Release:
+    """Roll a built image out as the app's next release; ReleaseFailed if it does not go live."""
+    deployer = _deployer()
+    try:
+        registry.split(image)
+    except ValueError as exc:
+        raise StageError(
+            f"cannot deploy {job.app}: {exc}; the builder must push by digest"
+        ) from exc
+    env = deployer.release_env(settings, job.app, spec)
+    previous = releases.live(settings.data_dir, job.app)
+    release = releases.create(
+        settings.data_dir,
+        app=job.app,
+        commit=job.commit,
+        image=image,
+        config=deployer.snapshot(spec, env),
+        job_id=job.id,
+    )
+    emit(f"-----> Rolling out {job.app} v{release.version} ({deployer.short_image(image)})")
+    return _roll(settings, release, previous, env, emit)
+
+
+def rollback_release(settings: Settings, job: jobs.Job, emit: Emit) -> Release:
+    """Deploy an earlier release's digest and config again, as a new release (no rebuild)."""
+    deployer = _deployer()
+    version = job.params.get("version")
+    target = rollback_target(settings, job.app, int(version) if version is not None else None)
+    if not deployer.has_secret(settings, target):
+        raise ReleaseUnavailable(
+            f"{job.app} v{target.version} cannot be restored: its config Secret"
+            f" {deployer.secret_of(target)} was deleted (outside the last"
+            f" {settings.keep_releases} releases); deploy its commit again instead"
+        )
+    current = releases.live(settings.data_dir, job.app)
+    release = releases.create(
+        settings.data_dir,
+        app=job.app,
+        commit=target.commit,
+        image=target.image,
+        config={**target.config, "secret": deployer.secret_of(target)},
+        job_id=job.id,
+        rollback_of=target.version,
+    )
+    emit(
+        f"-----> Rolling back {job.app} to v{target.version} as v{release.version}"
+        f" ({deployer.short_image(target.image)})"
+    )
+    return _roll(settings, release, current, None, emit)
+
+
+def settle(settings: Settings, app: str, emit: Emit | None = None) -> list[Release]:
+    """Give releases of the app left `deploying` the status the cluster shows.
+
+    Call it only where no runner of the app is alive (a runner at its start, or recovery):
+    then a release still `deploying` was left by a runner that died or was stopped.
+    """
+    deployer = _deployer()
+    say: Emit = emit or (lambda line: log.info("%s", line.strip(" ->")))
+    settled = []
+    for release in releases.deploying(settings.data_dir, app):
+        seen = deployer.observe(settings, release)
+        if seen.running != release.version:
+            if seen.started:
+                status: releases.Status = "failed"
+                reason = f"interrupted mid-rollout; the cluster runs {seen.serving}"
+            else:
+                status = "superseded"
+                reason = f"never started (interrupted); the cluster runs {seen.serving}"
+            releases.mark(settings.data_dir, app, release.version, status, reason)
+        else:
+            # The cluster runs this release: follow it for what is left of its health timeout.
+            spec = deployer.spec_of(release)
+            left = max(int(spec.health_timeout - (time.time() - release.created_at)), 5)
+            previous = releases.live(settings.data_dir, app)
+            outcome = deployer.resume(settings, release, previous, left, say)
+            try:
+                _conclude(settings, release, outcome, say)
+            except ReleaseFailed as exc:
+                log.warning("settling %s: %s", app, exc)
+        settled.append(releases.get(settings.data_dir, app, release.version))
+    return settled
+
+
+def settle_abandoned(settings: Settings, conn: redis.Redis) -> None:
+    """Settle `deploying` releases of apps whose runner is gone; never fails the caller."""
+    for app in sorted({r.app for r in releases.deploying(settings.data_dir)}):
+        try:
+            if queue.runner_alive(conn, app):
+                continue  # mid-rollout on a live runner
+            settle(settings, app)
+        except (HomeportError, RedisError) as exc:
+            log.warning("could not check the releases %s left deploying: %s", app, exc)
+
+
+def retained(
+    every: list[Release], current: Release | None, keep: int
+) -> tuple[list[Release], list[Release]]:
+    """Split releases (newest first) into kept and dropped: the newest `keep` distinct images
+    and every release running one of them, plus the live release."""
+    digests: list[str] = []
+    for release in every:
+        if release.digest not in digests and len(digests) < keep:
+            digests.append(release.digest)
+    kept = [r for r in every if r.digest in digests or r == current]
+    return kept, [r for r in every if r not in kept]
+
+
+def keep_releases(settings: Settings, app: str, emit: Emit) -> None:
+    """Drop images and Secrets of releases outside retention; never fails the deploy.
+
+    Retention counts distinct images, so rollbacks to one image never evict newer ones.
+    """
+    from homeport.builder.build import remove_old_images
+
+    deployer = _deployer()
+    every = releases.history(settings.data_dir, app)
+    kept, dropped = retained(every, releases.live(settings.data_dir, app), settings.keep_releases)
+    try:
+        keep = deployer.keep_digests(settings, kept, dropped)
+        removed = registry.prune(settings.registry, app, keep)
+        untagged = remove_old_images(settings.registry, app, keep)
+    except HomeportError as exc:
+        log.warning("retention of %s skipped: %s", app, exc)
+        emit(f"       (old images were not cleaned up: {exc})")
+        return
+    if removed or untagged:
+        emit(
+            f"       removed {len(removed)} image(s) from the registry and {len(untagged)} "
+            "from the Docker engine (releases no longer kept)"
+        )

@@ -1,0 +1,156 @@
+"""Intake and scheduling on real Redis and the real database: one honest state per job."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import redis
+
+from homeport import db, joblog, jobs, lifecycle, queue
+from homeport.config import Settings
+from homeport.redis_server import EmbeddedRedis
+from tests.support.servers import start_redis
+
+
+def _submit(settings: Settings, conn: redis.Redis, app: str, commit: str) -> jobs.Job:
+    return lifecycle.submit_deploy(
+        settings,
+        conn,
+        app=app,
+        ref="refs/heads/main",
+        commit=commit,
+        old_sha="0" * 40,
+        source="push",
+    ).job
+
+
+def _settings(tmp_path: Path, redis_url: str) -> Settings:
+    db.init(tmp_path)
+    return Settings(data_dir=tmp_path, redis_url=redis_url)
+
+
+def test_claim_runs_the_newest_and_supersedes_the_rest(tmp_path: Path, redis_url: str) -> None:
+    """Three queued jobs: the newest runs, the two older ones end superseded and say so."""
+    settings = _settings(tmp_path, redis_url)
+    conn = redis.Redis.from_url(redis_url)
+    a, b, c = (_submit(settings, conn, "blog", x * 40) for x in "abc")
+    other = _submit(settings, conn, "api", "d" * 40)
+    running = lifecycle.claim(settings, conn, "blog")
+    assert running is not None and running.id == c.id and running.status == jobs.RUNNING
+    for old in (a, b):
+        ended = jobs.get(tmp_path, old.id)
+        assert (ended.status, ended.reason) == (jobs.SUPERSEDED, f"superseded by {'c' * 12}")
+    log = joblog.log_path(tmp_path, "blog", a.id).read_text()
+    assert "superseded by a newer push (cccccccccccc)" in log
+    assert jobs.get(tmp_path, other.id).status == jobs.QUEUED
+
+
+def test_submit_queues_one_runner_per_app(tmp_path: Path, redis_url: str) -> None:
+    """Submitting twice for one app queues one runner; another app gets its own."""
+    settings = _settings(tmp_path, redis_url)
+    conn = redis.Redis.from_url(redis_url)
+    _submit(settings, conn, "blog", "a" * 40)
+    _submit(settings, conn, "blog", "b" * 40)
+    _submit(settings, conn, "api", "c" * 40)
+    assert conn.llen(f"rq:queue:{queue.QUEUE_NAME}") == 2
+
+
+def test_a_duplicate_delivery_names_the_first_job(tmp_path: Path, redis_url: str) -> None:
+    """A dedup key seen before returns the earlier job and queues nothing more."""
+    settings = _settings(tmp_path, redis_url)
+    conn = redis.Redis.from_url(redis_url)
+    first = lifecycle.submit_deploy(
+        settings, conn, app="blog", ref="refs/heads/main", commit="a" * 40,
+        old_sha="0" * 40, source="github", dedup=["github:1"],
+    )  # fmt: skip
+    again = lifecycle.submit_deploy(
+        settings, conn, app="blog", ref="refs/heads/main", commit="a" * 40,
+        old_sha="0" * 40, source="github", dedup=["github:1"],
+    )  # fmt: skip
+    assert again.duplicate and again.job.id == first.job.id
+    assert len(jobs.for_app(tmp_path, "blog")) == 1
+
+
+def test_recover_fails_orphans_and_restarts_the_queue(tmp_path: Path, redis_url: str) -> None:
+    """A job left running by a dead worker fails with a reason; queued work runs again."""
+    settings = _settings(tmp_path, redis_url)
+    conn = redis.Redis.from_url(redis_url)
+    _submit(settings, conn, "blog", "a" * 40)
+    running = lifecycle.claim(settings, conn, "blog")
+    assert running is not None
+    conn.flushall()  # as after kill -9 of the worker, or Redis losing its data
+    waiting = _submit(settings, conn, "blog", "b" * 40)
+    conn.flushall()
+    lifecycle.recover(settings, conn)
+    orphan = jobs.get(tmp_path, running.id)
+    assert orphan.status == jobs.FAILED and "worker stopped" in orphan.reason
+    assert jobs.get(tmp_path, waiting.id).status == jobs.QUEUED
+    assert conn.llen(f"rq:queue:{queue.QUEUE_NAME}") == 1
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> EmbeddedRedis:
+    """A Redis of the test's own, to stop and start."""
+    server = start_redis(tmp_path / "redis")
+    yield server
+    server.stop()
+
+
+def test_a_push_refused_while_redis_is_down_never_deploys_later(
+    tmp_path: Path, own_redis: EmbeddedRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queue down: the job is recorded failed with the reason; once Redis is back, nothing runs."""
+    monkeypatch.setattr(lifecycle, "QUEUE_WAIT", 0.5)
+    settings = _settings(tmp_path / "data", own_redis.url)
+    conn = redis.Redis.from_url(own_redis.url)
+    own_redis.stop()
+    with pytest.raises(queue.QueueUnavailable, match="cannot reach Redis") as refused:
+        _submit(settings, conn, "blog", "a" * 40)
+    assert refused.value.dependency == "Redis"
+    (job,) = jobs.for_app(settings.data_dir, "blog")
+    assert job.status == jobs.FAILED
+    assert job.reason.startswith("not queued: cannot reach Redis")
+    assert "not queued" in joblog.log_path(settings.data_dir, "blog", job.id).read_text()
+    own_redis.start()
+    lifecycle.recover(settings, conn)  # what every worker does every few seconds
+    assert jobs.get(settings.data_dir, job.id).status == jobs.FAILED
+    assert conn.llen(f"rq:queue:{queue.QUEUE_NAME}") == 0
+
+
+def test_a_push_during_a_redis_restart_waits_and_is_queued(
+    tmp_path: Path, own_redis: EmbeddedRedis
+) -> None:
+    """Redis back within a second or two (as `homeport up` restarts it): the push goes through."""
+    settings = _settings(tmp_path / "data", own_redis.url)
+    conn = redis.Redis.from_url(own_redis.url)
+    own_redis.stop()
+    restart = threading.Timer(1.5, own_redis.start)
+    restart.start()
+    try:
+        job = _submit(settings, conn, "blog", "a" * 40)
+    finally:
+        restart.join()
+    assert jobs.get(settings.data_dir, job.id).status == jobs.QUEUED
+    assert conn.llen(f"rq:queue:{queue.QUEUE_NAME}") == 1
+
+
+def test_a_refused_delivery_can_be_delivered_again(
+    tmp_path: Path, own_redis: EmbeddedRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A webhook refused while the queue is down is not a duplicate when redelivered."""
+    monkeypatch.setattr(lifecycle, "QUEUE_WAIT", 0.3)
+    settings = _settings(tmp_path / "data", own_redis.url)
+    conn = redis.Redis.from_url(own_redis.url)
+    submit = dict(
+        app="blog", ref="refs/heads/main", commit="a" * 40, old_sha="0" * 40, source="github",
+        dedup=["github:7"],
+    )  # fmt: skip
+    own_redis.stop()
+    with pytest.raises(queue.QueueUnavailable):
+        lifecycle.submit_deploy(settings, conn, **submit)  # type: ignore[arg-type]
+    own_redis.start()
+    again = lifecycle.submit_deploy(settings, conn, **submit)  # type: ignore[arg-type]
+    assert not again.duplicate and again.job.status == jobs.QUEUED
+    assert conn.llen(f"rq:queue:{queue.QUEUE_NAME}") == 1
