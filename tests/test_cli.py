@@ -69,19 +69,24 @@ def test_releases_rollback_config_and_logs(homeport: Homeport, work: WorkTree) -
     logs = _cli(homeport, "logs", "blog")
     assert "blog v3 is live" in logs.stdout and logs.stdout.endswith("\n")
 
-    # A reader that stops early (`homeport logs blog | head -n 1`) ends the CLI quietly.
+    # A reader that went away (`homeport logs blog | head`) ends the CLI quietly: its
+    # stdout is a pipe whose read end is already closed, so every write fails.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
     env.update(HOMEPORT_URL=homeport.url, HOMEPORT_TOKEN=TOKEN)
-    piped = subprocess.run(
-        f"{sys.executable} -m homeport logs blog | head -n 1",
-        shell=True,  # noqa: S602 - the pipe is what is tested
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert piped.returncode == 0 and len(piped.stdout.splitlines()) == 1
-    assert piped.stderr == ""
+    try:
+        piped = subprocess.run(
+            [sys.executable, "-m", "homeport", "logs", "blog"],
+            env=env,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert (piped.returncode, piped.stderr) == (0, "")
 
 
 def test_cli_without_a_server_says_where_it_looked(tmp_path: object) -> None:
