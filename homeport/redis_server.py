@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from homeport.errors import HomeportError
 
@@ -38,6 +40,17 @@ def server_binary() -> str:
         ) from exc
 
 
+def _answers(socket: Path) -> bool:
+    """One ping, no retries: redis-py's default retries with backoff would take seconds."""
+    client = redis.Redis(unix_socket_path=str(socket), retry=Retry(NoBackoff(), 0))
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
 class EmbeddedRedis:
     def __init__(self, socket: Path) -> None:
         self.socket = socket
@@ -51,9 +64,7 @@ class EmbeddedRedis:
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         if self.socket.exists():
-            try:
-                redis.Redis(unix_socket_path=str(self.socket)).ping()
-            except redis.RedisError:
+            if not _answers(self.socket):
                 self.socket.unlink()  # left behind by a crash
             else:
                 raise RedisStartError(
@@ -81,11 +92,9 @@ class EmbeddedRedis:
                     f"the embedded Redis exited with code {self.process.returncode}; "
                     f"see {self.dir / 'redis.log'}"
                 )
-            try:
-                redis.Redis(unix_socket_path=str(self.socket)).ping()
+            if self.socket.exists() and _answers(self.socket):
                 return
-            except redis.RedisError:
-                time.sleep(0.05)
+            time.sleep(0.02)
         self.stop()
         raise RedisStartError(f"the embedded Redis did not answer within {START_TIMEOUT:.0f}s")
 

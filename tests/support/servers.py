@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -159,3 +160,81 @@ def children(pid: int) -> list[int]:
         if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
             found.append(int(entry.name))
     return found
+
+
+@dataclass
+class Up:
+    """`homeport up` as a user runs it: embedded Redis and workers under one process."""
+
+    data_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def remote(self, app: str) -> str:
+        return f"http://git:{TOKEN}@127.0.0.1:{self.port}/git/{app}.git"
+
+    def start(self) -> Up:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
+        env.update(
+            HOMEPORT_DATA_DIR=str(self.data_dir),
+            HOMEPORT_LISTEN=f"127.0.0.1:{self.port}",
+            HOMEPORT_TOKEN=TOKEN,
+            **self.extra_env,
+        )
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "homeport", "up"],
+            env=env,
+            stdout=os.open(self.data_dir / "up.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND),
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        if not wait_healthy(self.url, 30):
+            self.stop()
+            raise RuntimeError("homeport up did not start:\n" + self.log())
+        return self
+
+    def log(self) -> str:
+        return (self.data_dir / "up.log").read_text()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 90) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def processes(self, name: str) -> list[int]:
+        """Children of `homeport up` whose command line contains `name`."""
+        assert self.proc is not None
+        found = []
+        for pid in children(self.proc.pid):
+            try:
+                if name.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.append(pid)
+            except OSError:
+                continue
+        return found
+
+    def job_processes(self) -> list[int]:
+        """Running job processes: the children of the workers."""
+        return [pid for worker in self.processes("worker") for pid in children(worker)]
+
+    def api(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        return httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+    def job_log(self, app: str) -> str:
+        """The output of the app's newest job ('' before it has one)."""
+        listed = self.api("GET", f"/api/apps/{app}/jobs").json().get("jobs") or []
+        if not listed:
+            return ""
+        return self.api("GET", f"/api/apps/{app}/jobs/{listed[0]['id']}/log").text
