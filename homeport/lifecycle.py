@@ -336,8 +336,13 @@ def _roll(
 def deploy_release(
     settings: Settings, job: jobs.Job, *, image: str, spec: RunSpec, emit: Emit
 ) -> Release:
-    """Roll a built image out as the app's next release; ReleaseFailed if it does not go live."""
+    """Roll a built image out as the app's next release; ReleaseFailed if it does not go live.
+
+    Called by the app's only running job: a release still `deploying` was left by a runner
+    that died, and is settled by what the cluster runs before another starts.
+    """
     deployer = _deployer()
+    settle(settings, job.app)
     try:
         registry.split(image)
     except ValueError as exc:
@@ -361,6 +366,7 @@ def deploy_release(
 def rollback_release(settings: Settings, job: jobs.Job, emit: Emit) -> Release:
     """Deploy an earlier release's digest and config again, as a new release (no rebuild)."""
     deployer = _deployer()
+    settle(settings, job.app)
     version = job.params.get("version")
     target = rollback_target(settings, job.app, int(version) if version is not None else None)
     if not deployer.has_secret(settings, target):

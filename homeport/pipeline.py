@@ -79,9 +79,6 @@ def execute(settings: Settings, job: jobs.Job) -> None:
 
 
 def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None:
-    # This is the app's only running job: a release still `deploying` was left by a runner
-    # that died; settle it by what the cluster runs before starting another.
-    lifecycle.settle(settings, job.app)
     if job.kind == "rollback":
         rolled = lifecycle.rollback_release(settings, job, out)
         lifecycle.keep_releases(settings, job.app, out)

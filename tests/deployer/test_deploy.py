@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from homeport import jobs, lifecycle, releases
+from homeport import db, jobs, lifecycle, releases
 from homeport.config import Settings
 from homeport.deployer import appconfig, deploy, objects
 from homeport.deployer.kube import Kube
@@ -33,6 +33,7 @@ def _get(settings: Settings, path: str = "/") -> tuple[int, str]:
 
 def _job(settings: Settings, kind: str = "deploy", version: int | None = None) -> jobs.Job:
     """A job record, as the lifecycle's intake would have made it."""
+    db.init(settings.data_dir)
     return jobs.create(
         settings.data_dir,
         app=APP,
