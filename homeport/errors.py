@@ -7,6 +7,7 @@ HomeportError
 ├── SourceError            a webhook's clone URL homeport will not fetch (sources.py)
 ├── QueueUnavailable       Redis cannot be reached (queue.py)
 ├── RedisStartError        the embedded Redis did not start (redis_server.py)
+├── JobRefused             a queued job that is not homeport's runner (worker.py)
 ├── ReleaseUnavailable     a rollback target whose image or Secret is gone (releases.py)
 ├── StageError             a deploy stage failed; the job ends failed with its message
 │   ├── BuildError         Dockerfile missing or failing, engine unreachable (builder/errors.py)

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RqJob
+from rq.serializers import JSONSerializer
 
 from homeport import joblog, jobs
 from homeport.config import Settings
@@ -71,7 +72,7 @@ def _runner_alive(conn: redis.Redis, rq_id: bytes | str | None, app: str) -> boo
     if isinstance(rq_id, bytes):
         rq_id = rq_id.decode()
     try:
-        rq_job = RqJob.fetch(rq_id, connection=conn)
+        rq_job = RqJob.fetch(rq_id, connection=conn, serializer=JSONSerializer)
     except NoSuchJobError:
         return False
     status = rq_job.get_status(refresh=False)
@@ -88,7 +89,8 @@ def runner_alive(conn: redis.Redis, app: str) -> bool:
 
 
 def _enqueue_runner(settings: Settings, conn: redis.Redis, app: str) -> None:
-    queue = Queue(QUEUE_NAME, connection=conn)
+    # JSON, never pickle: a worker refuses any job it cannot read as run_app("<app>").
+    queue = Queue(QUEUE_NAME, connection=conn, serializer=JSONSerializer)
     rq_job = queue.enqueue(
         "homeport.pipeline.run_app",
         app,
