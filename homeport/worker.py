@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from redis.exceptions import RedisError
 from rq import Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RqJob
@@ -202,16 +203,24 @@ def run(settings: Settings, *, burst: bool = False, exit_with_parent: bool = Fal
     from homeport import pipeline
 
     conn = queue.connect(settings.queue_url)
-    # Jobs left behind by a killed worker or a Redis that lost its data run again.
-    queue.recover(settings, conn)
-    pipeline.settle_releases(settings, conn)
+    try:
+        conn.ping()
+        # Jobs left behind by a killed worker or a Redis that lost its data run again.
+        queue.recover(settings, conn)
+        pipeline.settle_releases(settings, conn)
+        worker = HomeportWorker(
+            [queue.QUEUE_NAME],
+            connection=conn,
+            job_class=HomeportJob,
+            serializer=JSONSerializer,
+            log_job_description=False,
+        )
+    except RedisError as exc:
+        # redis-py's messages name host and port, never the password; queue_shown hides it.
+        raise queue.QueueUnavailable(
+            f"the worker cannot reach Redis at {settings.queue_shown}: {str(exc).rstrip('.')}; "
+            "check HOMEPORT_REDIS_URL (and the password in it)"
+        ) from exc
     if not burst:
         threading.Thread(target=_maintain, args=(settings,), daemon=True).start()
-    worker = HomeportWorker(
-        [queue.QUEUE_NAME],
-        connection=conn,
-        job_class=HomeportJob,
-        serializer=JSONSerializer,
-        log_job_description=False,
-    )
     worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
