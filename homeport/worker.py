@@ -87,7 +87,8 @@ class HomeportJob(RqJob):
 
     `refused` says why a job read from Redis is not homeport's. Whatever the job asks for,
     it never names a function to import: no callbacks (homeport sets none, and rq would
-    import and call them even for a failed job), no webhooks, no retries.
+    import and call them even for a failed job), no webhooks, no retries. A job asking for
+    any of these, or for dependencies or repeats, is refused.
     """
 
     refused: str | None = None
@@ -110,6 +111,8 @@ class HomeportJob(RqJob):
                     ("a stopped callback", self._stopped_callback_name),
                     ("webhooks", self.webhooks),
                     ("dependencies", self._dependency_ids),
+                    ("retries", self.retries_left),
+                    ("repeats", self.repeats_left),
                 )
                 if value
             ]

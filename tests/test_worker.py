@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from rq import Callback, Queue
+from rq import Callback, Queue, Repeat, Retry, Webhook
 from rq.job import Job as RqJob
 from rq.serializers import JSONSerializer
 
@@ -50,6 +50,11 @@ def _attacks(conn: redis.Redis, proof: Path) -> dict[str, str]:
         "runner with a callback": as_json.enqueue(
             worker.RUNNER, "blog", on_failure=Callback("os.system")
         ).id,
+        "runner with webhooks": as_json.enqueue(
+            worker.RUNNER, "blog", webhooks=[Webhook("http://127.0.0.1:9/", "failed")]
+        ).id,
+        "runner with retries": as_json.enqueue(worker.RUNNER, "blog", retry=Retry(max=3)).id,
+        "runner with repeats": as_json.enqueue(worker.RUNNER, "blog", repeat=Repeat(times=3)).id,
     }
     # A pickle that runs its command as it is loaded, in the call and in the fields rq
     # deserializes when it reads a job record (meta, result).
@@ -112,6 +117,9 @@ def test_worker_refuses_foreign_jobs_and_runs_homeports(tmp_path: Path, redis_ur
     assert "'os.system' is not homeport.pipeline.run_app" in result.stderr
     assert "not JSON (homeport never queues pickled jobs)" in result.stderr
     assert "it has a failure callback" in result.stderr
+    assert "it has webhooks" in result.stderr
+    assert "it has retries" in result.stderr
+    assert "it has repeats" in result.stderr
     assert "unreadable" in result.stderr
     assert "Traceback" not in result.stderr
     refused = RqJob.fetch(attacks["json os.system"], connection=conn, serializer=JSONSerializer)
