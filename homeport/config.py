@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from homeport.errors import ConfigError
 
@@ -65,6 +66,24 @@ def _namespace(text: str) -> str:
     return text
 
 
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _redis_url(text: str) -> str:
+    # The URL may carry the Redis password: the message never repeats it.
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in _REDIS_SCHEMES or not (parts.hostname or parts.path):
+        raise ValueError(
+            "is not a Redis URL (use redis://[:PASSWORD@]HOST:PORT/DB or unix:///PATH; "
+            "percent-encode special characters in the password); its value is not shown"
+        )
+    return text
+
+
 def _default_data_dir() -> str:
     return str(Path.home() / ".local" / "share" / "homeport")
 
@@ -80,7 +99,7 @@ class Settings:
     url: str = ""
     """Public URL of the receiver as users reach it (printed by `homeport up`, used by the CLI)."""
     redis_url: str | None = None
-    """Redis for the queue; unset = a private Redis started by `homeport up` in the data dir."""
+    """Redis for the queue, redis://:PASSWORD@HOST:PORT/DB; unset = a private one in DATA_DIR."""
     token: str | None = None
     """API and git password; unset = generated once and stored in DATA_DIR/token (mode 0600)."""
     webhook_secret: str | None = None
@@ -130,6 +149,26 @@ class Settings:
         return self.redis_url or f"unix://{self.redis_socket}"
 
     @property
+    def redis_password(self) -> str | None:
+        """The password in HOMEPORT_REDIS_URL, if any (percent-decoded)."""
+        if not self.redis_url:
+            return None
+        password = urlsplit(self.redis_url).password
+        return unquote(password) if password else None
+
+    @property
+    def queue_shown(self) -> str:
+        """queue_url with its password replaced, for messages."""
+        url = self.queue_url
+        password = urlsplit(url).password
+        if not password:
+            return url
+        scheme, sep, rest = url.partition("://")
+        userinfo, at, host = rest.rpartition("@")
+        user = userinfo.rpartition(":")[0]
+        return f"{scheme}{sep}{user}:***{at}{host}"
+
+    @property
     def redis_socket(self) -> Path:
         return self.data_dir / "redis" / "redis.sock"
 
@@ -145,7 +184,7 @@ class Settings:
             "data_dir": lambda s: Path(s).expanduser(),
             "listen": _listen,
             "url": str,
-            "redis_url": str,
+            "redis_url": _redis_url,
             "token": str,
             "webhook_secret": str,
             "registry": str,
@@ -198,4 +237,9 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Values that must never appear in output."""
-        return [s for s in (self.token, self.webhook_secret) if s]
+        found = [s for s in (self.token, self.webhook_secret, self.redis_password) if s]
+        # The password as written in the URL too, where it differs (percent-encoded).
+        raw = urlsplit(self.redis_url).password if self.redis_url else None
+        if raw and raw not in found:
+            found.append(raw)
+        return found

@@ -136,6 +136,9 @@ def connect(data_dir: Path) -> Iterator[sqlite3.Connection]:
 def init(data_dir: Path) -> None:
     """Create the tables; safe to call on every start."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    # Repositories, job logs, the database and the token: for homeport's user alone, also
+    # when the directory was made earlier with a laxer mode.
+    data_dir.chmod(0o700)
     conn = sqlite3.connect(path_in(data_dir), timeout=30)
     try:
         conn.executescript(SCHEMA)

@@ -20,6 +20,7 @@ HomeportError
 │   ├── EngineUnreachable  the Docker engine (builder/docker_engine.py)
 │   └── ClusterUnreachable the Kubernetes API (deployer/kube.py)
 ├── RedisStartError        the embedded Redis did not start (redis_server.py)
+├── JobRefused             a queued job that is not homeport's runner (worker.py)
 └── StageError             a deploy stage failed; the job ends failed with its message
     ├── BuildError         Dockerfile missing or failing (builder/errors.py)
     ├── RegistryError      registry refusing the push (registry.py)

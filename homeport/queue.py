@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RqJob
+from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 
 from homeport.config import Settings
@@ -48,10 +49,11 @@ def connect(url: str) -> redis.Redis:
 
 
 def unavailable(app: str, exc: Exception) -> QueueUnavailable:
+    # redis-py's messages name the socket or host and port, never a password.
     return QueueUnavailable(
-        f"cannot reach Redis to queue the work of {app!r} ({type(exc).__name__}); "
-        "homeport restarts its own Redis within seconds, so push again; with "
-        "HOMEPORT_REDIS_URL, check that Redis runs"
+        f"cannot reach Redis to queue the work of {app!r} ({str(exc).rstrip('.')}); check"
+        " HOMEPORT_REDIS_URL and its password, or, with homeport up's own Redis, push again"
+        " (it is restarted within seconds)"
     )
 
 
@@ -101,7 +103,7 @@ def runner_alive(conn: redis.Redis, app: str) -> bool:
     if isinstance(rq_id, bytes):
         rq_id = rq_id.decode()
     try:
-        rq_job = RqJob.fetch(rq_id, connection=conn)
+        rq_job = RqJob.fetch(rq_id, connection=conn, serializer=JSONSerializer)
     except NoSuchJobError:
         return False
     status = rq_job.get_status(refresh=False)
@@ -113,7 +115,8 @@ def runner_alive(conn: redis.Redis, app: str) -> bool:
 
 
 def enqueue_runner(settings: Settings, conn: redis.Redis, app: str) -> None:
-    queue = Queue(QUEUE_NAME, connection=conn)
+    # JSON, never pickle: a worker refuses any job it cannot read as run_app("<app>").
+    queue = Queue(QUEUE_NAME, connection=conn, serializer=JSONSerializer)
     rq_job = queue.enqueue(
         RUNNER_TASK,
         app,

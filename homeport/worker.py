@@ -1,23 +1,176 @@
-"""A worker process: runs deploy jobs from the queue."""
+"""A worker process: runs deploy jobs from the queue, and nothing else.
+
+Whoever can write to Redis can put any job on the queue. rq would import the function a job
+names and call it (and, with its default serializer, unpickle the job), so a worker here reads
+jobs as JSON only and refuses every job that is not homeport's own runner call,
+`homeport.pipeline.run_app("<app>")`, before rq resolves or imports anything it names.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
+from redis.exceptions import RedisError
 from rq import Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job as RqJob
+from rq.queue import Queue
+from rq.serializers import JSONSerializer
+from rq.utils import now
+from rq.worker import WorkerStatus
 
 from homeport import db, lifecycle, queue
+from homeport.apps import AppNameError, check_app_name
 from homeport.config import Settings
+from homeport.errors import HomeportError
 
 log = logging.getLogger(__name__)
 
 # How often a worker looks for jobs and releases that a dead worker left behind; a dead
 # runner is noticed once its heartbeat expires (queue.HEARTBEAT_TTL).
 MAINTENANCE_SECONDS = 10
+
+# The one function a queued job may name (queue.py enqueues it with the app's name).
+RUNNER = "homeport.pipeline.run_app"
+# homeport's call is under 100 bytes of JSON; anything much bigger is not homeport's, and
+# is refused before it is parsed (deeply nested JSON would exhaust the parser's recursion).
+MAX_CALL_BYTES = 1024
+# Shown in the refusal line: enough to recognise a name, never a flood in the log.
+SHOWN_CHARS = 80
+
+
+class JobRefused(HomeportError):
+    """A queued job that is not homeport's runner (raised if rq ever asks for its function)."""
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
+
+
+def refusal(data: bytes) -> str | None:
+    """Why a job's serialized call is not `run_app("<app>")`, or None when it is.
+
+    Reads the bytes as JSON itself: nothing is unpickled, imported or looked up.
+    """
+    if len(data) > MAX_CALL_BYTES:
+        return f"its call is {len(data)} bytes, not homeport's"
+    try:
+        call = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return "its call is not JSON (homeport never queues pickled jobs)"
+    if not isinstance(call, list) or len(call) != 4:
+        return "its call is not [function, instance, args, kwargs]"
+    func, instance, args, kwargs = call
+    if func != RUNNER:
+        return f"function {_shown(func)} is not {RUNNER}"
+    if instance is not None or kwargs != {} or not isinstance(args, list) or len(args) != 1:
+        return f"{RUNNER} takes exactly one app name"
+    if not isinstance(args[0], str):
+        return f"{RUNNER} takes an app name, not {_shown(args[0])}"
+    try:
+        check_app_name(args[0])
+    except AppNameError:
+        return f"{_shown(args[0])} is not an app name"
+    return None
+
+
+class HomeportJob(RqJob):
+    """An rq job as a homeport worker reads it: it can only ever call homeport's runner.
+
+    `refused` says why a job read from Redis is not homeport's. Whatever the job asks for,
+    it never names a function to import: no callbacks (homeport sets none, and rq would
+    import and call them even for a failed job), no webhooks, no retries. A job asking for
+    any of these, or for dependencies or repeats, is refused.
+    """
+
+    refused: str | None = None
+
+    def restore(self, raw_data: Any) -> Any:
+        try:
+            super().restore(raw_data)
+        except NoSuchJobError:
+            raise  # rq skips a job whose record is gone
+        except Exception as exc:  # any malformed field: the job is not homeport's
+            self.refused = f"its record is unreadable ({type(exc).__name__})"
+            return None
+        self.refused = refusal(self.data)
+        if self.refused is None:
+            extras = [
+                name
+                for name, value in (
+                    ("a success callback", self._success_callback_name),
+                    ("a failure callback", self._failure_callback_name),
+                    ("a stopped callback", self._stopped_callback_name),
+                    ("webhooks", self.webhooks),
+                    ("dependencies", self._dependency_ids),
+                    ("retries", self.retries_left),
+                    ("repeats", self.repeats_left),
+                )
+                if value
+            ]
+            if extras:
+                self.refused = f"it has {', '.join(extras)}, which homeport never sets"
+        return None
+
+    @property
+    def func(self) -> Callable[..., Any]:
+        if self.refused is not None or self.func_name != RUNNER:
+            raise JobRefused(f"job {self.id} is not homeport's: {self.refused}")
+        from homeport import pipeline
+
+        return pipeline.run_app
+
+    @property
+    def success_callback(self) -> None:
+        return None
+
+    @property
+    def failure_callback(self) -> None:
+        return None
+
+    @property
+    def stopped_callback(self) -> None:
+        return None
+
+    @property
+    def should_retry(self) -> bool:
+        return False
+
+    def send_webhooks(self, status: Any, *, exc_string: str | None = None) -> None:
+        return None
+
+
+class HomeportWorker(Worker):
+    """rq's forking worker that refuses, in the worker process, every job not homeport's."""
+
+    def execute_job(self, job: RqJob, queue: Queue) -> None:
+        reason = job.refused if isinstance(job, HomeportJob) else "it was not read by homeport"
+        if reason is None:
+            super().execute_job(job, queue)
+            return
+        # The job's own fields are never shown beyond _shown(): they are the sender's words.
+        log.warning(
+            "refused queued job %s: %s; only homeport's deploy runner runs here "
+            "(check who can reach this Redis)",
+            job.id,
+            reason,
+        )
+        job.ended_at = now()
+        try:
+            self.handle_job_failure(job, queue, exc_string=f"refused by homeport: {reason}\n")
+        finally:
+            # rq moved the job to its intermediate queue on dequeue; a job that never
+            # starts has to leave it here, or rq's maintenance would fail it a second time.
+            queue.intermediate_queue.remove(job.id)
+            self.set_state(WorkerStatus.IDLE)
 
 
 def _exit_with(parent: int) -> None:
@@ -51,10 +204,24 @@ def run(settings: Settings, *, burst: bool = False, exit_with_parent: bool = Fal
     from homeport import pipeline  # noqa: F401
 
     conn = queue.connect(settings.queue_url)
-    # Jobs left behind by a killed worker or a Redis that lost its data run again.
-    lifecycle.recover(settings, conn)
-    lifecycle.settle_abandoned(settings, conn)
+    try:
+        conn.ping()
+        # Jobs left behind by a killed worker or a Redis that lost its data run again.
+        lifecycle.recover(settings, conn)
+        lifecycle.settle_abandoned(settings, conn)
+        worker = HomeportWorker(
+            [queue.QUEUE_NAME],
+            connection=conn,
+            job_class=HomeportJob,
+            serializer=JSONSerializer,
+            log_job_description=False,
+        )
+    except RedisError as exc:
+        # redis-py's messages name host and port, never the password; queue_shown hides it.
+        raise queue.QueueUnavailable(
+            f"the worker cannot reach Redis at {settings.queue_shown}: {str(exc).rstrip('.')}; "
+            "check HOMEPORT_REDIS_URL (and the password in it)"
+        ) from exc
     if not burst:
         threading.Thread(target=_maintain, args=(settings,), daemon=True).start()
-    worker = Worker([queue.QUEUE_NAME], connection=conn)
     worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")

@@ -58,3 +58,31 @@ def test_token_is_generated_once_with_mode_0600(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "token").stat().st_mode) == 0o600
     assert s.resolve_token() == token
     assert Settings.from_env({"HOMEPORT_TOKEN": "given"}).resolve_token() == "given"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://:s3cret-pw@127.0.0.1:6379/0",
+        "redis://:s3cret-pw@127.0.0.1:port/0",
+        "s3cret-pw",
+        "redis://:s3cret-pw@",
+    ],
+)
+def test_bad_redis_url_never_shows_its_password(url: str) -> None:
+    """A Redis URL homeport cannot use is named, and its value (maybe a password) is not shown."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"HOMEPORT_REDIS_URL": url})
+    assert str(caught.value).startswith("HOMEPORT_REDIS_URL: is not a Redis URL")
+    assert "s3cret-pw" not in str(caught.value)
+
+
+def test_redis_password_is_a_secret() -> None:
+    """The password in HOMEPORT_REDIS_URL is masked in output and hidden in messages."""
+    s = Settings.from_env({"HOMEPORT_REDIS_URL": "redis://:p%40ss%2Fword@10.0.0.5:6379/0"})
+    assert s.redis_password == "p@ss/word"
+    assert {"p@ss/word", "p%40ss%2Fword"} <= set(s.secrets())
+    assert s.queue_shown == "redis://:***@10.0.0.5:6379/0"
+    plain = Settings.from_env({"HOMEPORT_REDIS_URL": "redis://10.0.0.5:6379/0"})
+    assert plain.redis_password is None and plain.queue_shown == "redis://10.0.0.5:6379/0"
+    assert Settings.from_env({"HOMEPORT_REDIS_URL": "unix:///run/redis.sock"}).secrets() == []

@@ -45,6 +45,7 @@ def test_up_runs_everything_and_stops_cleanly(
         assert wait_healthy(f"http://127.0.0.1:{port}"), "homeport up did not answer"
         token_file = tmp_path / "data" / "token"
         assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+        assert oct((tmp_path / "data").stat().st_mode & 0o777) == "0o700"
         token = token_file.read_text().strip()
         work = WorkTree(tmp_path / "work")
         work.commit("first", **{"a.txt": "a"})

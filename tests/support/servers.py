@@ -51,6 +51,54 @@ def start_redis(directory: Path) -> EmbeddedRedis:
 
 
 @dataclass
+class PasswordRedis:
+    """A real redis-server on 127.0.0.1 that requires a password (requirepass)."""
+
+    password: str
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    def start(self) -> PasswordRedis:
+        from homeport.redis_server import server_binary
+
+        # The configuration arrives on stdin ("-"), so the password is in no command line.
+        config = f"requirepass {self.password}\nbind 127.0.0.1\nport {self.port}\n"
+        self.process = subprocess.Popen(
+            [server_binary(), "-", "--save", "", "--appendonly", "no", "--loglevel", "warning"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+        )
+        assert self.process.stdin is not None
+        self.process.stdin.write(config.encode())
+        self.process.stdin.close()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis.from_url(self.url).ping()
+                return self
+            except redis.ConnectionError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"redis-server with a password did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def start_redis_with_password(password: str) -> PasswordRedis:
+    """A redis-server on a free loopback port that refuses clients without `password`."""
+    return PasswordRedis(password).start()
+
+
+@dataclass
 class Homeport:
     """A receiver process and its workers, all real, on a random loopback port."""
 
