@@ -224,6 +224,8 @@ def require_image(release: Release) -> None:
     what = f"{release.app} v{release.version}"
     try:
         present = registry.has_image(release.image)
+    except registry.RegistryUnreachable:
+        raise  # the registry is down, not the release gone: a 503, try again later
     except (registry.RegistryError, ValueError) as exc:
         raise ReleaseUnavailable(f"{what} cannot be restored: {exc}") from exc
     if not present:

@@ -124,9 +124,10 @@ class Kube:
                     k8s_config.load_kube_config(client_configuration=cfg)
         except (k8s_config.ConfigException, OSError, ValueError) as exc:
             where = settings.kubeconfig or "in-cluster service account or ~/.kube/config"
-            raise RolloutError(
+            raise ClusterUnreachable(
                 f"cannot load Kubernetes credentials from {where}: {exc}; set"
-                " HOMEPORT_KUBECONFIG to a readable kubeconfig or run homeport inside the cluster"
+                " HOMEPORT_KUBECONFIG to a readable kubeconfig or run homeport inside the cluster",
+                0,
             ) from exc
         self.server: str = cfg.host
         self._api: Any = k8s_client.ApiClient(cfg)
