@@ -7,7 +7,6 @@ import hmac
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import httpx
 from tests.support.cluster import KUBECONFIG, Kube, Poller, service_proxy_get
 from tests.support.gitwork import WorkTree
 from tests.support.servers import WEBHOOK_SECRET, Homeport, start_redis
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_BASE = '[build]\nargs = { BASE = "homeport-base:busybox" }\n'
@@ -148,6 +148,19 @@ def test_blog_lifecycle(
         redis.stop()
 
 
+def _job_status(hp: Homeport, app: str) -> str | None:
+    """Status of the app's newest job (None before it has one)."""
+    listed = hp.api("GET", f"/api/apps/{app}/jobs")
+    jobs = listed.json()["jobs"] if listed.status_code == 200 else []
+    return str(jobs[0]["status"]) if jobs else None
+
+
+def _queued(hp: Homeport, app: str, commit: str) -> bool:
+    listed = hp.api("GET", f"/api/apps/{app}/jobs")
+    jobs = listed.json()["jobs"] if listed.status_code == 200 else []
+    return any(j["commit"] == commit and j["status"] == "queued" for j in jobs)
+
+
 def test_parallel_apps_and_superseding(
     tmp_path: Path, kube: Kube, docker_services: str, apps_namespace: str, redis_url: str
 ) -> None:
@@ -170,7 +183,7 @@ def test_parallel_apps_and_superseding(
         )
         api.commit("api")
         slow = blog.push_async(hp.remote("blog"))
-        time.sleep(1)
+        wait_until(lambda: _job_status(hp, "blog") == "running", timeout=60, what="blog builds")
         fast = api.push(hp.remote("api"))
         assert fast.returncode == 0, fast.stderr
         _, err = slow.communicate(timeout=300)
@@ -186,11 +199,11 @@ def test_parallel_apps_and_superseding(
         _page(blog, "one")
         one = blog.commit("one")
         push_one = blog.push_async(hp.remote("blog"), f"{one}:refs/heads/main")
-        time.sleep(1.5)
+        wait_until(lambda: _queued(hp, "blog", one), timeout=60, what="the first push queued")
         _page(blog, "two")
         two = blog.commit("two")
         push_two = blog.push_async(hp.remote("blog"), f"{two}:refs/heads/main")
-        time.sleep(1.5)
+        wait_until(lambda: _queued(hp, "blog", two), timeout=60, what="the second push queued")
         hp.start_workers(2)
         _, err_two = push_two.communicate(timeout=300)
         _, err_one = push_one.communicate(timeout=300)

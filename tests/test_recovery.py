@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 from tests.support.gitwork import WorkTree
 from tests.support.servers import Homeport, children
+from tests.support.waiting import wait_until
 
 SLOW_START = """FROM homeport-base:busybox
 COPY . /www
@@ -16,15 +16,14 @@ CMD ["sh", "-c", "sleep 12; exec httpd -f -p 8080 -h /www"]
 
 
 def _wait_for(hp: Homeport, app: str, text: str, timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def logged() -> str | None:
         jobs = hp.api("GET", f"/api/apps/{app}/jobs").json().get("jobs") or []
-        if jobs:
-            log = hp.api("GET", f"/api/apps/{app}/jobs/{jobs[0]['id']}/log").text
-            if text in log:
-                return str(jobs[0]["id"])
-        time.sleep(0.2)
-    raise TimeoutError(f"{text!r} never appeared in the job log of {app}")
+        if jobs and text in hp.api("GET", f"/api/apps/{app}/jobs/{jobs[0]['id']}/log").text:
+            return str(jobs[0]["id"])
+        return None
+
+    found: str = wait_until(logged, timeout=timeout, what=f"{text!r} in the log of {app}")
+    return found
 
 
 def test_worker_killed_mid_rollout_is_recovered(homeport: Homeport, work: WorkTree) -> None:
@@ -44,15 +43,12 @@ def test_worker_killed_mid_rollout_is_recovered(homeport: Homeport, work: WorkTr
     assert "the worker stopped while this job ran" in err
     job = homeport.api("GET", f"/api/apps/blog/jobs/{job_id}").json()
     assert job["status"] == "failed"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        statuses = [
-            r["status"] for r in homeport.api("GET", "/api/apps/blog/releases").json()["releases"]
-        ]
-        if "deploying" not in statuses:
-            break
-        time.sleep(1)
-    assert statuses and "deploying" not in statuses
+
+    def settled() -> bool:
+        listed = homeport.api("GET", "/api/apps/blog/releases").json()["releases"]
+        return bool(listed) and all(r["status"] != "deploying" for r in listed)
+
+    wait_until(settled, timeout=60, what="no release left deploying")
     work.commit("fast", Dockerfile=SLOW_START.replace("sleep 12; ", ""))
     pushed = work.push(homeport.remote("blog"))
     assert pushed.returncode == 0, pushed.stderr

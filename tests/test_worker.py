@@ -6,7 +6,6 @@ import os
 import pickle
 import subprocess
 import sys
-import time
 import uuid
 import zlib
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from homeport import db, jobs, queue, worker
 from homeport.config import Settings
 from tests.support.gitwork import WorkTree
 from tests.support.servers import Homeport
+from tests.support.waiting import wait_until
 
 
 class _Gadget:
@@ -66,15 +66,6 @@ def _attacks(conn: redis.Redis, proof: Path) -> dict[str, str]:
     conn.hset(broken.key, mapping={"status": "no-such-status", "result": gadget})
     made["unreadable record"] = broken.id
     return made
-
-
-def _wait(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} did not happen within {timeout:.0f}s")
 
 
 def _status(conn: redis.Redis, rq_id: str) -> str:
@@ -187,9 +178,11 @@ def test_foreign_jobs_before_a_push_do_not_stop_deploys(
     proof = tmp_path / "pwned"
     conn = redis.Redis.from_url(homeport.redis_url)
     attacks = _attacks(conn, proof)
-    _wait(
+    wait_until(
         lambda: all(_status(conn, rq_id) == "failed" for rq_id in attacks.values()),
-        "the workers refusing every planted job",
+        timeout=60,
+        what="the workers refusing every planted job",
+        interval=0.1,
     )
     app = f"app-{uuid.uuid4().hex[:8]}"
     work.commit("first", **{"index.html": "hello"})

@@ -10,6 +10,7 @@ import httpx
 
 from tests.support.gitwork import WorkTree
 from tests.support.servers import Homeport
+from tests.support.waiting import wait_until
 
 
 def _remote_head(hp: Homeport, app: str, ref: str = "refs/heads/main") -> str | None:
@@ -166,13 +167,11 @@ def test_a_newer_push_supersedes_a_queued_one(homeport: Homeport, work: WorkTree
 
 
 def _wait_jobs(hp: Homeport, app: str, count: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def enough() -> bool:
         response = hp.api("GET", f"/api/apps/{app}/jobs")
-        if response.status_code == 200 and len(response.json()["jobs"]) >= count:
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{app} never had {count} jobs")
+        return response.status_code == 200 and len(response.json()["jobs"]) >= count
+
+    wait_until(enough, timeout=30, what=f"{count} jobs of {app}", interval=0.05)
 
 
 SLOW_DOCKERFILE = """FROM homeport-base:busybox

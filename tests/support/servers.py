@@ -15,6 +15,7 @@ import httpx
 import redis
 
 from homeport.redis_server import EmbeddedRedis
+from tests.support.waiting import wait_until
 
 TOKEN = "test-token-0123456789"
 WEBHOOK_SECRET = "test-webhook-secret-0123"
@@ -181,13 +182,14 @@ class Homeport:
         return httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
 
     def wait_job(self, app: str, job_id: str, timeout: float = 120) -> dict[str, object]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job = self.api("GET", f"/api/apps/{app}/jobs/{job_id}").json()
-            if job["status"] in ("succeeded", "failed", "superseded"):
-                return job  # type: ignore[no-any-return]
-            time.sleep(0.1)
-        raise TimeoutError(f"job {job_id} of {app} did not end in {timeout}s")
+        def ended() -> dict[str, object] | None:
+            job: dict[str, object] = self.api("GET", f"/api/apps/{app}/jobs/{job_id}").json()
+            return job if job["status"] in ("succeeded", "failed", "superseded") else None
+
+        done: dict[str, object] = wait_until(
+            ended, timeout=timeout, what=f"job {job_id} of {app} to end", interval=0.1
+        )
+        return done
 
 
 def flush(url: str) -> None:
