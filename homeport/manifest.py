@@ -92,26 +92,6 @@ class Manifest:
             ingress_host=self.ingress.host,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready snapshot; from_dict() reads it back."""
-        return {
-            "build": {"dockerfile": self.build.dockerfile, "args": dict(self.build.args)},
-            "run": {
-                "port": self.run.port,
-                "replicas": self.run.replicas,
-                "memory": self.run.memory,
-                "cpu": self.run.cpu,
-            },
-            "healthcheck": {"path": self.healthcheck.path, "timeout": self.healthcheck.timeout},
-            "env": dict(self.env),
-            "ingress": {"host": self.ingress.host},
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
-        """Read a to_dict() snapshot (None means unset), validating it like the file."""
-        return _manifest(_drop_none(data))
-
 
 def parse_manifest(text: str) -> Manifest:
     """Parse and validate the text of a homeport.toml."""
@@ -299,13 +279,3 @@ def _manifest(data: Mapping[str, Any]) -> Manifest:
         env=env,
         ingress=IngressConfig(**_section("ingress", data)),
     )
-
-
-def _drop_none(data: Any) -> dict[str, Any]:
-    if not isinstance(data, Mapping):
-        raise ManifestError(f"a manifest snapshot must be a mapping, not {type(data).__name__}")
-    return {
-        key: _drop_none(value) if isinstance(value, Mapping) else value
-        for key, value in data.items()
-        if value is not None
-    }

@@ -27,7 +27,6 @@ from homeport import db, registry
 from homeport.errors import Conflict, NotFound
 
 Status = Literal["deploying", "live", "failed", "rolled_back", "superseded"]
-STATUSES: tuple[Status, ...] = ("deploying", "live", "failed", "rolled_back", "superseded")
 # Statuses of releases that once served traffic, i.e. fit rollback targets.
 WAS_LIVE: tuple[Status, ...] = ("live", "rolled_back", "superseded")
 

@@ -51,14 +51,6 @@ def config_secret_name(app: str) -> str:
     return f"{app}-config"
 
 
-def namespace(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": name, "labels": {MANAGED_LABEL: MANAGER}},
-    }
-
-
 def _b64(value: str) -> str:
     return base64.b64encode(value.encode()).decode()
 
