@@ -41,6 +41,26 @@ CREATE TABLE IF NOT EXISTS deliveries (
     job_id TEXT,
     received_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries (received_at);
+-- A webhook body deploys once, whatever delivery id it arrives with.
+CREATE TABLE IF NOT EXISTS delivery_bodies (
+    sha256 TEXT PRIMARY KEY,         -- hex SHA-256 of the signed body
+    job_id TEXT,
+    received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS delivery_bodies_received ON delivery_bodies (received_at);
+-- A signed rollback's signature works once; kept until its timestamp is too old anyway.
+CREATE TABLE IF NOT EXISTS used_signatures (
+    signature TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS used_signatures_expiry ON used_signatures (expires_at);
+-- The one repository whose webhooks may deploy an app: provider:owner/name.
+CREATE TABLE IF NOT EXISTS app_sources (
+    app TEXT PRIMARY KEY,
+    repository TEXT NOT NULL,
+    bound_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS releases (
     app TEXT NOT NULL,
     version INTEGER NOT NULL,        -- per app, from 1
@@ -134,7 +154,7 @@ def connect(data_dir: Path) -> Iterator[sqlite3.Connection]:
 
 
 def init(data_dir: Path) -> None:
-    """Create the tables; safe to call on every start."""
+    """Create missing tables and indexes; safe on every start and on older databases."""
     data_dir.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path_in(data_dir), timeout=30)
     try:

@@ -5,6 +5,7 @@ HomeportError
 ├── AppNameError           app name is not a DNS-1123 label (apps.py)
 ├── ManifestError          broken homeport.toml (manifest.py)
 ├── SourceError            a webhook's clone URL homeport will not fetch (sources.py)
+├── BindingError           a repository name an app cannot be bound to (receiver/binding.py)
 ├── QueueUnavailable       Redis cannot be reached (queue.py)
 ├── RedisStartError        the embedded Redis did not start (redis_server.py)
 ├── ReleaseUnavailable     a rollback target whose image or Secret is gone (releases.py)
