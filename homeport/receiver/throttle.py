@@ -49,6 +49,10 @@ class Throttle:
         # address -> [window start, failures]; ordered by window start.
         self._windows: OrderedDict[str, list[float]] = OrderedDict()
 
+    def __len__(self) -> int:
+        """Addresses tracked now."""
+        return len(self._windows)
+
     def retry_after(self, client: str | None) -> int:
         """Seconds until `client` may authenticate again; 0 when it is not blocked."""
         with self._lock:
