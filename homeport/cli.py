@@ -145,6 +145,16 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("app")
     config.add_argument("pairs", nargs="*", metavar="KEY[=VALUE]")
     config.add_argument("--json", action="store_true")
+    source = sub.add_parser(
+        "source", help="the repository whose webhooks may deploy an app (PROVIDER:OWNER/NAME)"
+    )
+    source.add_argument("app")
+    change = source.add_mutually_exclusive_group()
+    change.add_argument("--set", metavar="REPOSITORY", help="bind to e.g. github:me/blog")
+    change.add_argument(
+        "--clear", action="store_true", help="unbind; the next webhook that deploys binds it"
+    )
+    source.add_argument("--json", action="store_true")
     return parser
 
 
@@ -238,6 +248,21 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         _show(args.json, data, rows, ["key", "value"])
         if not args.json and data.get("note"):
             _say(data["note"])
+        return 0
+    if args.command == "source":
+        path = f"/api/apps/{args.app}/source"
+        if args.set is not None:
+            data = client.request("PUT", path, {"repository": args.set})
+        elif args.clear:
+            data = client.request("DELETE", path)
+        else:
+            data = client.request("GET", path)
+        if args.json:
+            _say(json.dumps(data, indent=2))
+        elif data["repository"]:
+            _say(f"{data['app']} deploys from webhooks of {data['repository']}")
+        else:
+            _say(f"{data['app']} is not bound; the next webhook that deploys it binds it")
         return 0
     raise HomeportError(f"unknown command {args.command}")
 

@@ -20,6 +20,9 @@ _SIZE = re.compile(r"^(\d+)\s*([kmg]i?b?|b)?$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,100}$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# The token, the webhook secret and the GitLab token can be guessed online: a short one
+# falls to a few thousand tries even with the failed-authentication limit in place.
+MIN_SECRET_LENGTH = 16
 
 
 def parse_size(text: str) -> int:
@@ -66,6 +69,15 @@ def _namespace(text: str) -> str:
     return text
 
 
+def _secret(text: str) -> str:
+    if len(text) < MIN_SECRET_LENGTH:
+        raise ValueError(
+            f"is {len(text)} characters long; use at least {MIN_SECRET_LENGTH} "
+            "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return text
+
+
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
@@ -103,7 +115,9 @@ class Settings:
     token: str | None = None
     """API and git password; unset = generated once and stored in DATA_DIR/token (mode 0600)."""
     webhook_secret: str | None = None
-    """Shared secret of the webhooks and signed rollbacks; unset = webhooks refuse everything."""
+    """Secret of GitHub/Gitea webhook signatures and signed rollbacks; unset = those refused."""
+    gitlab_token: str | None = None
+    """Token GitLab sends in X-Gitlab-Token (in plain text); unset = GitLab webhooks refused."""
     registry: str = "127.0.0.1:5000"
     """Registry images are pushed to and pulled from."""
     namespace: str = "homeport-apps"
@@ -185,8 +199,9 @@ class Settings:
             "listen": _listen,
             "url": str,
             "redis_url": _redis_url,
-            "token": str,
-            "webhook_secret": str,
+            "token": _secret,
+            "webhook_secret": _secret,
+            "gitlab_token": _secret,
             "registry": str,
             "namespace": _namespace,
             "deploy_branch": _branch,
@@ -211,6 +226,14 @@ class Settings:
                 values[field.name] = parsers[field.name](raw)
             except ValueError as exc:
                 raise ConfigError(f"{name}: {exc}") from None
+        gitlab = values.get("gitlab_token")
+        if gitlab is not None and gitlab == values.get("webhook_secret"):
+            # GitLab sends its token in plain text: whoever sees one delivery would hold the
+            # key that signs GitHub/Gitea webhooks and rollbacks.
+            raise ConfigError(
+                "HOMEPORT_GITLAB_TOKEN: must differ from HOMEPORT_WEBHOOK_SECRET, because GitLab "
+                "sends it in plain text with every delivery"
+            )
         return cls(**values)
 
     def resolve_token(self) -> str:
@@ -221,6 +244,11 @@ class Settings:
         if path.exists():
             stored = path.read_text().strip()
             if stored:
+                if len(stored) < MIN_SECRET_LENGTH:
+                    raise ConfigError(
+                        f"the token in {path} is shorter than {MIN_SECRET_LENGTH} characters; "
+                        "delete the file to have a new one generated"
+                    )
                 return stored
         path.parent.mkdir(parents=True, exist_ok=True)
         token = secrets.token_urlsafe(32)
@@ -237,7 +265,11 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Values that must never appear in output."""
-        found = [s for s in (self.token, self.webhook_secret, self.redis_password) if s]
+        found = [
+            s
+            for s in (self.token, self.webhook_secret, self.gitlab_token, self.redis_password)
+            if s
+        ]
         # The password as written in the URL too, where it differs (percent-encoded).
         raw = urlsplit(self.redis_url).password if self.redis_url else None
         if raw and raw not in found:

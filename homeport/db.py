@@ -37,9 +37,22 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_app ON jobs (app, created_at);
 CREATE TABLE IF NOT EXISTS deliveries (
-    id TEXT PRIMARY KEY,             -- provider:delivery-id
+    id TEXT PRIMARY KEY,             -- provider:delivery-id, or sha256:<hex of the body>
     job_id TEXT,
     received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries (received_at);
+-- A signed rollback's signature works once; kept until its timestamp is too old anyway.
+CREATE TABLE IF NOT EXISTS used_signatures (
+    signature TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS used_signatures_expiry ON used_signatures (expires_at);
+-- The one repository whose webhooks may deploy an app: provider:owner/name.
+CREATE TABLE IF NOT EXISTS app_sources (
+    app TEXT PRIMARY KEY,
+    repository TEXT NOT NULL,
+    bound_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS releases (
     app TEXT NOT NULL,
@@ -134,7 +147,7 @@ def connect(data_dir: Path) -> Iterator[sqlite3.Connection]:
 
 
 def init(data_dir: Path) -> None:
-    """Create the tables; safe to call on every start."""
+    """Create missing tables and indexes; safe on every start and on older databases."""
     data_dir.mkdir(parents=True, exist_ok=True)
     # Repositories, job logs, the database and the token: for homeport's user alone, also
     # when the directory was made earlier with a laxer mode.

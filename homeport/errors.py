@@ -9,7 +9,8 @@ HomeportError
 ├── InvalidInput           400: the request or the pushed code cannot be used
 │   ├── AppNameError       app name is not a DNS-1123 label (apps.py)
 │   ├── ManifestError      broken homeport.toml (manifest.py)
-│   └── SourceError        a webhook's clone URL homeport will not fetch (sources.py)
+│   ├── SourceError        a webhook's clone URL homeport will not fetch (sources.py)
+│   └── BindingError       a repository an app cannot be bound to (receiver/binding.py)
 ├── NotFound               404: an app, job or release that does not exist
 ├── Conflict               409: the request clashes with what exists
 │   └── ReleaseUnavailable a rollback target that cannot be restored (releases.py)

@@ -17,6 +17,7 @@ Release:  deploying -> live -> superseded | rolled_back;  deploying -> failed | 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 # Redis (within 2 s of it dying), short enough that a push never hangs on a dead one.
 QUEUE_WAIT = 6.0
 QUEUE_RETRY = 0.25
+# GitHub shows deliveries for 30 days and can redeliver them: dedup keys live as long.
+DEDUP_SECONDS = 30 * 24 * 3600
 SHUTDOWN_REASON = "stopped: homeport was shut down; push again to retry"
 ORPHAN_REASON = "the worker stopped while this job ran; push again to retry"
 HUNG_REASON = "the job process stopped responding and was killed; push again to retry"
@@ -49,11 +52,17 @@ Emit = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Submitted:
-    """A job that entered the queue (or the earlier job a duplicate delivery names)."""
+    """A job that entered the queue."""
 
     job: jobs.Job
-    duplicate: bool = False
     target: Release | None = None
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A submission whose dedup key was seen before: the job it made then."""
+
+    job_id: str
 
 
 class ReleaseFailed(StageError):
@@ -113,7 +122,7 @@ def submit_deploy(
     source: str,
     params: dict[str, Any] | None = None,
     dedup: Iterable[str] = (),
-) -> Submitted:
+) -> Submitted | Duplicate:
     """Record and queue a deploy of `commit`; creates the app on its first deploy.
 
     `dedup` keys (webhook delivery ids, body digests) seen before make this a duplicate:
@@ -122,10 +131,9 @@ def submit_deploy(
     apps.check_app_name(app)
     keys = list(dedup)
     with db.connect(settings.data_dir) as tx:
-        for key in keys:
-            row = tx.execute("SELECT job_id FROM deliveries WHERE id = ?", (key,)).fetchone()
-            if row is not None:
-                return Submitted(jobs.get(settings.data_dir, row["job_id"]), duplicate=True)
+        earlier = _seen(tx, keys)
+        if earlier is not None:
+            return Duplicate(earlier)
         if not apps.exists(settings.data_dir, app):
             apps.create_repo(settings.data_dir, app, settings.deploy_branch)
         job = jobs.create(
@@ -140,6 +148,7 @@ def submit_deploy(
             conn=tx,
         )
         now = db.now()
+        tx.execute("DELETE FROM deliveries WHERE received_at < ?", (now - DEDUP_SECONDS,))
         tx.executemany(
             "INSERT INTO deliveries (id, job_id, received_at) VALUES (?, ?, ?)",
             [(key, job.id, now) for key in keys],
@@ -152,6 +161,21 @@ def submit_deploy(
             tx.execute("DELETE FROM deliveries WHERE job_id = ?", (job.id,))
         raise
     return Submitted(job)
+
+
+def _seen(tx: sqlite3.Connection, keys: list[str]) -> str | None:
+    for key in keys:
+        row = tx.execute("SELECT job_id FROM deliveries WHERE id = ?", (key,)).fetchone()
+        if row is not None:
+            return str(row["job_id"])
+    return None
+
+
+def seen(settings: Settings, keys: Iterable[str]) -> Duplicate | None:
+    """The job an earlier submission with one of these dedup keys made, if any."""
+    with db.connect(settings.data_dir) as tx:
+        earlier = _seen(tx, list(keys))
+    return Duplicate(earlier) if earlier else None
 
 
 def rollback_target(settings: Settings, app: str, version: int | None) -> Release:

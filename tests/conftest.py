@@ -133,3 +133,11 @@ def homeport(
 @pytest.fixture
 def work(tmp_path: Path) -> WorkTree:
     return WorkTree(tmp_path / "work")
+
+
+@pytest.fixture
+def receiver(tmp_path: Path, redis_url: str) -> Iterator[Homeport]:
+    """A running receiver without workers: for what the receiver decides on its own."""
+    hp = Homeport(data_dir=tmp_path / "data", redis_url=redis_url).start(workers=0)
+    yield hp
+    hp.stop()

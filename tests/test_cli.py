@@ -92,7 +92,7 @@ def test_releases_rollback_config_and_logs(homeport: Homeport, work: WorkTree) -
 def test_cli_without_a_server_says_where_it_looked(tmp_path: object) -> None:
     """An unreachable server is one clear line, not a traceback."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
-    env.update(HOMEPORT_URL="http://127.0.0.1:9", HOMEPORT_TOKEN="x")
+    env.update(HOMEPORT_URL="http://127.0.0.1:9", HOMEPORT_TOKEN="x" * 16)
     result = subprocess.run(
         [sys.executable, "-m", "homeport", "apps"],
         env=env,
@@ -103,3 +103,22 @@ def test_cli_without_a_server_says_where_it_looked(tmp_path: object) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("homeport: cannot reach homeport at http://127.0.0.1:9")
     assert "Traceback" not in result.stderr
+
+
+def test_source_shows_sets_and_clears_the_binding(receiver: Homeport) -> None:
+    """`homeport source` shows, --set binds, --clear unbinds; bad input is one clear line."""
+    receiver.api("PUT", "/api/apps/blog/source", json={"repository": "github:me/blog"})
+    shown = _cli(receiver, "source", "blog")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == "blog deploys from webhooks of github:me/blog\n"
+    moved = _cli(receiver, "source", "blog", "--set", "gitlab:group/blog", "--json")
+    assert json.loads(moved.stdout) == {"app": "blog", "repository": "gitlab:group/blog"}
+    assert receiver.api("GET", "/api/apps/blog/source").json()["repository"] == "gitlab:group/blog"
+    cleared = _cli(receiver, "source", "blog", "--clear")
+    assert cleared.returncode == 0
+    assert "blog is not bound; the next webhook that deploys it binds it" in cleared.stdout
+    bad = _cli(receiver, "source", "blog", "--set", "me/blog")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("homeport: repository 'me/blog' is not PROVIDER:OWNER/NAME")
+    both = _cli(receiver, "source", "blog", "--set", "github:me/blog", "--clear")
+    assert both.returncode == 2

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +38,9 @@ def test_defaults() -> None:
         ("HOMEPORT_ALLOW_FILE_URLS", "maybe"),
         ("HOMEPORT_NAMESPACE", "Apps"),
         ("HOMEPORT_DEPLOY_BRANCH", "../x"),
+        ("HOMEPORT_TOKEN", "a" * 15),
+        ("HOMEPORT_WEBHOOK_SECRET", "short"),
+        ("HOMEPORT_GITLAB_TOKEN", "x"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
@@ -54,10 +60,60 @@ def test_token_is_generated_once_with_mode_0600(tmp_path: Path) -> None:
     """Without HOMEPORT_TOKEN a token is generated, stored 0600 and reused."""
     s = Settings.from_env({"HOMEPORT_DATA_DIR": str(tmp_path)})
     token = s.resolve_token()
-    assert len(token) >= 32
+    # token_urlsafe(32): 32 random bytes, 43 characters.
+    assert len(token) == 43
     assert stat.S_IMODE((tmp_path / "token").stat().st_mode) == 0o600
     assert s.resolve_token() == token
-    assert Settings.from_env({"HOMEPORT_TOKEN": "given"}).resolve_token() == "given"
+    given = "given-token-of-16"
+    assert Settings.from_env({"HOMEPORT_TOKEN": given}).resolve_token() == given
+
+
+def test_secrets_of_16_characters_are_accepted() -> None:
+    """16 characters is the minimum for the token, the webhook secret and the GitLab token."""
+    s = Settings.from_env(
+        {
+            "HOMEPORT_TOKEN": "t" * 16,
+            "HOMEPORT_WEBHOOK_SECRET": "w" * 16,
+            "HOMEPORT_GITLAB_TOKEN": "g" * 16,
+        }
+    )
+    assert (s.token, s.webhook_secret, s.gitlab_token) == ("t" * 16, "w" * 16, "g" * 16)
+    assert set(s.secrets()) == {"t" * 16, "w" * 16, "g" * 16}
+
+
+def test_gitlab_token_must_differ_from_the_webhook_secret() -> None:
+    """GitLab sends its token in plain text: reusing the webhook secret is refused."""
+    with pytest.raises(ConfigError, match="HOMEPORT_GITLAB_TOKEN: must differ"):
+        Settings.from_env({"HOMEPORT_WEBHOOK_SECRET": "s" * 20, "HOMEPORT_GITLAB_TOKEN": "s" * 20})
+
+
+def test_a_short_stored_token_is_refused(tmp_path: Path) -> None:
+    """A token file edited down to a short value stops start-up, naming the file."""
+    (tmp_path / "token").write_text("short\n")
+    s = Settings.from_env({"HOMEPORT_DATA_DIR": str(tmp_path)})
+    with pytest.raises(ConfigError, match="token"):
+        s.resolve_token()
+
+
+def test_serve_refuses_a_short_token_without_showing_it(tmp_path: Path) -> None:
+    """`homeport serve` exits 1 naming HOMEPORT_TOKEN; the value is not printed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
+    env.update(
+        HOMEPORT_DATA_DIR=str(tmp_path),
+        HOMEPORT_REDIS_URL="redis://127.0.0.1:9",
+        HOMEPORT_TOKEN="hunter2-secret",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "homeport", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "HOMEPORT_TOKEN: is 14 characters long; use at least 16" in result.stderr
+    assert "hunter2" not in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import shutil
 import subprocess
@@ -14,8 +12,9 @@ import httpx
 
 from tests.support.cluster import KUBECONFIG, Kube, Poller, service_proxy_get
 from tests.support.gitwork import WorkTree
-from tests.support.servers import WEBHOOK_SECRET, Homeport, start_redis
+from tests.support.servers import Homeport, start_redis
 from tests.support.waiting import wait_until
+from tests.support.webhooks import rollback_headers
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_BASE = '[build]\nargs = { BASE = "homeport-base:busybox" }\n'
@@ -109,19 +108,14 @@ def test_blog_lifecycle(
         hp = _start(tmp_path, redis.url, apps_namespace)
 
         body = json.dumps({"version": 1}).encode()
-        wrong = "sha256=" + hmac.new(b"wrong", body, hashlib.sha256).hexdigest()
+        path = "/api/apps/blog/rollback"
         refused = httpx.post(
-            hp.url + "/api/apps/blog/rollback",
+            hp.url + path,
             content=body,
-            headers={"X-Homeport-Signature-256": wrong},
+            headers=rollback_headers(path, body, secret="wrong-secret-0123456789"),
         )
         assert refused.status_code == 401
-        signature = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
-        answer = httpx.post(
-            hp.url + "/api/apps/blog/rollback",
-            content=body,
-            headers={"X-Homeport-Signature-256": signature},
-        )
+        answer = httpx.post(hp.url + path, content=body, headers=rollback_headers(path, body))
         assert answer.status_code == 202, answer.text
         assert hp.wait_job("blog", answer.json()["job"])["status"] == "succeeded"
         status, page = service_proxy_get(kube, apps_namespace, "blog")

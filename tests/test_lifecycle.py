@@ -15,7 +15,7 @@ from tests.support.servers import start_redis
 
 
 def _submit(settings: Settings, conn: redis.Redis, app: str, commit: str) -> jobs.Job:
-    return lifecycle.submit_deploy(
+    submitted = lifecycle.submit_deploy(
         settings,
         conn,
         app=app,
@@ -23,7 +23,9 @@ def _submit(settings: Settings, conn: redis.Redis, app: str, commit: str) -> job
         commit=commit,
         old_sha="0" * 40,
         source="push",
-    ).job
+    )
+    assert isinstance(submitted, lifecycle.Submitted)
+    return submitted.job
 
 
 def _settings(tmp_path: Path, redis_url: str) -> Settings:
@@ -69,7 +71,8 @@ def test_a_duplicate_delivery_names_the_first_job(tmp_path: Path, redis_url: str
         settings, conn, app="blog", ref="refs/heads/main", commit="a" * 40,
         old_sha="0" * 40, source="github", dedup=["github:1"],
     )  # fmt: skip
-    assert again.duplicate and again.job.id == first.job.id
+    assert isinstance(first, lifecycle.Submitted)
+    assert again == lifecycle.Duplicate(first.job.id)
     assert len(jobs.for_app(tmp_path, "blog")) == 1
 
 
@@ -152,5 +155,5 @@ def test_a_refused_delivery_can_be_delivered_again(
         lifecycle.submit_deploy(settings, conn, **submit)  # type: ignore[arg-type]
     own_redis.start()
     again = lifecycle.submit_deploy(settings, conn, **submit)  # type: ignore[arg-type]
-    assert not again.duplicate and again.job.status == jobs.QUEUED
+    assert isinstance(again, lifecycle.Submitted) and again.job.status == jobs.QUEUED
     assert conn.llen(f"rq:queue:{queue.QUEUE_NAME}") == 1

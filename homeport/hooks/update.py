@@ -78,6 +78,7 @@ class DeployingReceivePack(ReceivePackHandler):
         except HomeportError as exc:
             # The same kinds of error as the API's status codes, as one line on the ref.
             return f"deploy not queued ({kind_word(exc)}): {one_line(str(exc))}".encode()
+        assert isinstance(submitted, lifecycle.Submitted)  # a push has no dedup keys
         return self._stream(submitted.job)
 
     @property

@@ -1,8 +1,12 @@
-"""The JSON API under /api: apps, jobs and their logs. Every route needs the token."""
+"""The JSON API under /api: apps, jobs, their logs, and the repository an app is bound to.
+
+Every route needs the token.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,8 +15,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from homeport import apps, joblog, jobs
 from homeport.errors import NotFound
+from homeport.receiver import binding
 from homeport.receiver.auth import bearer_token, same
-from homeport.receiver.state import State
+from homeport.receiver.state import State, read_capped
 
 
 def state_of(request: Request) -> State:
@@ -91,3 +96,35 @@ async def job_log(request: Request) -> Response:
             yield chunk
 
     return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
+
+
+async def source(request: Request) -> Response:
+    """GET, PUT {"repository": "github:me/blog"} or DELETE the app's repository binding.
+
+    A name can be bound before its first webhook creates the app.
+    """
+    app = _app_name(request)
+    data_dir = state_of(request).settings.data_dir
+    if request.method == "PUT":
+        body = await read_capped(request, 4096)
+        if body is None:
+            return JSONResponse({"error": "body over 4096 bytes"}, status_code=413)
+        try:
+            data: Any = json.loads(body)
+        except ValueError:
+            data = None
+        repository = data.get("repository") if isinstance(data, dict) else None
+        if not isinstance(repository, str):
+            return JSONResponse(
+                {"error": 'send {"repository": "PROVIDER:OWNER/NAME"}, e.g. "github:me/blog"'},
+                status_code=400,
+            )
+        await asyncio.to_thread(binding.bind, data_dir, app, repository)
+    else:
+        known = await asyncio.to_thread(binding.lookup, data_dir, app)
+        if known is None and not apps.exists(data_dir, app):
+            raise NotFound(f"app {app!r} does not exist; push to it to create it")
+        if request.method == "DELETE":
+            await asyncio.to_thread(binding.unbind, data_dir, app)
+    bound = await asyncio.to_thread(binding.lookup, data_dir, app)
+    return JSONResponse({"app": app, "repository": bound})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import redis
 from starlette.applications import Starlette
@@ -19,7 +20,8 @@ from homeport.errors import HomeportError, Unavailable, http_status
 from homeport.hooks.update import PushContext
 from homeport.receiver import api, releases_api, webhooks
 from homeport.receiver.git import asgi_git_app
-from homeport.receiver.state import State
+from homeport.receiver.state import State, client_address
+from homeport.receiver.throttle import Throttle, too_many
 
 log = logging.getLogger(__name__)
 
@@ -28,20 +30,47 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
-class ApiAuth:
-    """Every /api route needs the token; checked before routing, so no route can forget."""
+# Routes that take credentials; an address blocked for failed authentications gets 429 there.
+_GUARDED = ("/api/", "/git/", "/hooks/")
+_ROLLBACK = re.compile(r"^/api/apps/[^/]+/rollback$")
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class AuthGate:
+    """Every /api route needs the token; checked before routing, so no route can forget.
+
+    An address past the failed-authentication limit is refused on every route that takes
+    credentials, before they are compared: otherwise guessing would go on, 429 or not.
+    """
+
+    def __init__(self, app: ASGIApp, throttle: Throttle) -> None:
         self.app = app
+        self.throttle = throttle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+        if scope["type"] == "http" and scope["path"].startswith(_GUARDED):
             request = Request(scope)
-            # A signed rollback is checked by its route, against the body it signs.
-            signed_rollback = scope["path"].endswith("/rollback") and (
-                releases_api.SIGNATURE_HEADER in request.headers
+            client = client_address(request)
+            blocked = self.throttle.retry_after(client)
+            if blocked:
+                await too_many(blocked)(scope, receive, send)
+                return
+            # A signed rollback is checked by its route, against the request it signs.
+            signed_rollback = (
+                scope["method"] == "POST"
+                and _ROLLBACK.match(scope["path"]) is not None
+                and releases_api.SIGNATURE_HEADER in request.headers
             )
-            if not signed_rollback and not api.authorized(request):
+            if (
+                scope["path"].startswith("/api/")
+                and not signed_rollback
+                and not api.authorized(request)
+            ):
+                # No Authorization header is not a guess; a wrong token is.
+                if "authorization" in request.headers:
+                    blocked = self.throttle.failed(client)
+                    if blocked:
+                        await too_many(blocked)(scope, receive, send)
+                        return
                 await api.unauthorized()(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -75,7 +104,8 @@ def create_app(settings: Settings, token: str, conn: redis.Redis | None = None) 
     db.init(settings.data_dir)
     db.checkpoint_in_background(settings.data_dir)
     conn = conn or redis.Redis.from_url(settings.queue_url)
-    state = State(settings=settings, token=token, redis=conn)
+    throttle = Throttle()
+    state = State(settings=settings, token=token, redis=conn, throttle=throttle)
     routes = [
         Route("/healthz", healthz),
         Route("/hooks/{provider}", webhooks.receive, methods=["POST"]),
@@ -86,11 +116,12 @@ def create_app(settings: Settings, token: str, conn: redis.Redis | None = None) 
         Route("/api/apps/{app}/releases", releases_api.list_releases),
         Route("/api/apps/{app}/rollback", releases_api.rollback, methods=["POST"]),
         Route("/api/apps/{app}/config", releases_api.config, methods=["GET", "POST"]),
-        Mount("/git", app=asgi_git_app(PushContext(settings, conn), token)),
+        Route("/api/apps/{app}/source", api.source, methods=["GET", "PUT", "DELETE"]),
+        Mount("/git", app=asgi_git_app(PushContext(settings, conn), token, throttle)),
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(ApiAuth)],
+        middleware=[Middleware(AuthGate, throttle=throttle)],
         exception_handlers={
             HomeportError: _homeport_error,
             HTTPException: _http_error,

@@ -18,6 +18,7 @@ from homeport import apps
 from homeport.errors import NotFound
 from homeport.hooks.update import PushContext, handler_for
 from homeport.receiver.auth import basic_password, same
+from homeport.receiver.throttle import Throttle
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -55,14 +56,25 @@ def _plain(start_response: StartResponse, status: str, text: str, **headers: str
     return [body]
 
 
-def git_app(context: PushContext, token: str) -> WSGIApp:
+def git_app(context: PushContext, token: str, throttle: Throttle) -> WSGIApp:
     settings = context.settings
     handlers: dict[bytes, Callable[..., Any]] = dict(DEFAULT_HANDLERS)
     handlers[b"git-receive-pack"] = handler_for(context)
     dulwich_app = make_wsgi_chain(AppBackend(settings.data_dir), handlers=handlers)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if not same(basic_password(environ.get("HTTP_AUTHORIZATION")), token):
+        password = basic_password(environ.get("HTTP_AUTHORIZATION"))
+        if not same(password, token):
+            # git asks without a password first: only a wrong one counts as a guess.
+            blocked = throttle.failed(environ.get("REMOTE_ADDR")) if password is not None else 0
+            if blocked:
+                return _plain(
+                    start_response,
+                    "429 Too Many Requests",
+                    f"homeport: too many wrong passwords from this address; try again in "
+                    f"{blocked} s",
+                    **{"Retry-After": str(blocked)},
+                )
             return _plain(
                 start_response,
                 "401 Unauthorized",
@@ -99,9 +111,9 @@ def git_app(context: PushContext, token: str) -> WSGIApp:
     return app
 
 
-def asgi_git_app(context: PushContext, token: str) -> ASGIApp:
+def asgi_git_app(context: PushContext, token: str, throttle: Throttle) -> ASGIApp:
     # Each push waiting for its deploy holds one thread; the API is async and unaffected.
-    wsgi: Any = git_app(context, token)
+    wsgi: Any = git_app(context, token, throttle)
     middleware: Any = WSGIMiddleware(wsgi, workers=context.settings.git_threads)
     asgi: ASGIApp = middleware
     return asgi

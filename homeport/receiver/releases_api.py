@@ -1,7 +1,9 @@
 """Release routes: the history, rollbacks and app config secrets.
 
 A rollback is authorised by the token, or by a signature made with the webhook secret so
-that a monitor's alert webhook can call it without holding the token.
+that a monitor's alert webhook can call it without holding the token. The signature covers
+a timestamp, the method and the path as well as the body, and works once: a captured one
+cannot roll back again, later, or another app.
 """
 
 from __future__ import annotations
@@ -10,27 +12,64 @@ import asyncio
 import hashlib
 import hmac
 import json
+import time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from homeport import apps, lifecycle, releases
+from homeport import apps, db, lifecycle, releases
+from homeport.receiver import replay
 from homeport.receiver.api import authorized, existing_app, state_of
-from homeport.receiver.state import read_capped
+from homeport.receiver.state import client_address, read_capped
+from homeport.receiver.throttle import too_many
 
 SIGNATURE_HEADER = "x-homeport-signature-256"
+TIMESTAMP_HEADER = "x-homeport-timestamp"
+# A signature is good this many seconds either side of its timestamp (clock skew included);
+# each is accepted once, so it is remembered until it would be too old anyway.
+SIGNATURE_WINDOW = 300
 # A rollback body is at most {"version": N}: anything larger is not one.
 MAX_ROLLBACK_BODY = 4096
+HOW_TO_SIGN = (
+    "send X-Homeport-Timestamp: <unix seconds> and X-Homeport-Signature-256: sha256=<hex "
+    "HMAC-SHA256 with the webhook secret of: timestamp, newline, method, newline, path, "
+    "newline, body>"
+)
 
 
-def signed(request: Request, body: bytes) -> bool:
-    secret = state_of(request).settings.webhook_secret
-    given = request.headers.get(SIGNATURE_HEADER)
-    if not secret or not given:
-        return False
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(given.encode(), expected.encode())
+def string_to_sign(timestamp: str, method: str, path: str, body: bytes) -> bytes:
+    """What a signed rollback signs: f"{timestamp}\n{METHOD}\n{path}\n" + body."""
+    return f"{timestamp}\n{method}\n{path}\n".encode() + body
+
+
+def signature_problem(request: Request, body: bytes) -> str | None:
+    """None when the request carries a fresh, valid, unused signature; else what is wrong."""
+    settings = state_of(request).settings
+    if not settings.webhook_secret:
+        return "signed rollbacks are off: set HOMEPORT_WEBHOOK_SECRET, or send the token"
+    given = request.headers.get(SIGNATURE_HEADER, "")
+    stamp = request.headers.get(TIMESTAMP_HEADER)
+    if stamp is None:
+        return f"the signature has no X-Homeport-Timestamp; {HOW_TO_SIGN}"
+    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
+        return f"X-Homeport-Timestamp must be unix seconds; {HOW_TO_SIGN}"
+    off = int(stamp) - time.time()
+    if abs(off) > SIGNATURE_WINDOW:
+        return (
+            f"X-Homeport-Timestamp is {abs(off):.0f} s {'ahead of' if off > 0 else 'behind'} "
+            f"homeport's clock (at most {SIGNATURE_WINDOW} s allowed); sign with the current "
+            "time and check the clocks"
+        )
+    message = string_to_sign(stamp, request.method, request.url.path, body)
+    digest = hmac.new(settings.webhook_secret.encode(), message, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(given.encode(), f"sha256={digest}".encode()):
+        return f"signature does not match; {HOW_TO_SIGN}"
+    with db.connect(settings.data_dir) as conn:
+        fresh = replay.use_signature(conn, digest, int(stamp) + SIGNATURE_WINDOW)
+    if not fresh:
+        return "this signature was used before; sign each request with a new timestamp"
+    return None
 
 
 async def list_releases(request: Request) -> Response:
@@ -48,12 +87,14 @@ async def rollback(request: Request) -> Response:
     body = await read_capped(request, MAX_ROLLBACK_BODY)
     if body is None:
         return _error(413, f"body over {MAX_ROLLBACK_BODY} bytes")
-    if not (authorized(request) or signed(request, body)):
-        return _error(
-            401,
-            "send Authorization: Bearer <token>, or X-Homeport-Signature-256: sha256=<HMAC-SHA256 "
-            "of the body with the webhook secret>",
-        )
+    if not authorized(request):
+        # Only requests with a signature get here without the token (see app.AuthGate).
+        problem = signature_problem(request, body)
+        if problem is not None:
+            blocked = state_of(request).throttle.failed(client_address(request))
+            if blocked:
+                return too_many(blocked)
+            return _error(401, problem)
     app = existing_app(request)
     version: int | None = None
     if body.strip():

@@ -8,6 +8,7 @@ import redis
 from starlette.requests import Request
 
 from homeport.config import Settings
+from homeport.receiver.throttle import Throttle
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,13 @@ class State:
     settings: Settings
     token: str
     redis: redis.Redis
+    throttle: Throttle
+
+
+def client_address(request: Request) -> str | None:
+    # uvicorn puts X-Forwarded-For here only for connections from its trusted proxies
+    # (loopback by default), so a client elsewhere cannot choose its own address.
+    return request.client.host if request.client else None
 
 
 async def read_capped(request: Request, limit: int) -> bytes | None:

@@ -2,6 +2,8 @@
 
 Order matters: cap the body, verify the signature on the raw bytes in constant time, and
 only then parse. The job fetches and builds; the request only verifies, records, queues.
+A delivery deploys once (its id and its body are remembered, see replay.py) and only the
+repository an app is bound to can deploy it (binding.py).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from homeport import apps, lifecycle, sources
-from homeport.receiver.state import State, read_capped
+from homeport import apps, db, lifecycle, sources
+from homeport.receiver import binding, replay
+from homeport.receiver.state import State, client_address, read_capped
+from homeport.receiver.throttle import too_many
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 # Delivery ids come from the sender and are stored: bound their length and alphabet.
@@ -26,9 +30,23 @@ _DELIVERY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 ZERO = "0" * 40
 
 
+# The header that names each delivery; a delivery without one cannot be told from a replay.
+DELIVERY_HEADERS = {
+    "github": "X-GitHub-Delivery",
+    "gitea": "X-Gitea-Delivery",
+    "gitlab": "Idempotency-Key or X-Gitlab-Event-UUID",
+}
+SIGNATURE_HEADERS = {
+    "github": "x-hub-signature-256",
+    "gitea": "x-gitea-signature",
+    "gitlab": "x-gitlab-token",
+}
+
+
 @dataclass(frozen=True)
 class Push:
     repository: str
+    full_name: str
     clone_url: str
     ref: str
     before: str
@@ -45,15 +63,13 @@ def _hex_hmac(secret: str, body: bytes) -> str:
 
 def verify(provider: str, headers: Any, body: bytes, secret: str) -> bool:
     """Check the provider's signature header against the raw body."""
+    given = headers.get(SIGNATURE_HEADERS[provider], "")
     if provider == "github":
-        given = headers.get("x-hub-signature-256", "")
         expected = "sha256=" + _hex_hmac(secret, body)
     elif provider == "gitea":
-        given = headers.get("x-gitea-signature", "")
         expected = _hex_hmac(secret, body)
     else:
-        # GitLab sends the secret itself rather than a signature.
-        given = headers.get("x-gitlab-token", "")
+        # GitLab sends its token itself rather than a signature, hence a token of its own.
         expected = secret
     return hmac.compare_digest(given.encode(), expected.encode())
 
@@ -76,9 +92,9 @@ def _delivery(provider: str, headers: Any) -> str | None:
         raw = headers.get("x-gitea-delivery") or headers.get("x-github-delivery")
     else:
         raw = headers.get("idempotency-key") or headers.get("x-gitlab-event-uuid")
-    if raw is None:
+    if not raw:
         return None
-    if not _DELIVERY.match(raw):
+    if not _DELIVERY.fullmatch(raw):
         raise BadPayload("the delivery id header is malformed")
     return f"{provider}:{raw}"
 
@@ -99,12 +115,15 @@ def parse_push(provider: str, payload: Any) -> Push:
         raise BadPayload("the payload is not a JSON object")
     if provider == "gitlab":
         repository = _str(payload, "project", "path")
+        full_name = _str(payload, "project", "path_with_namespace")
         clone_url = _str(payload, "project", "git_http_url")
     else:
         repository = _str(payload, "repository", "name")
+        full_name = _str(payload, "repository", "full_name")
         clone_url = _str(payload, "repository", "clone_url")
     push = Push(
         repository=repository,
+        full_name=full_name,
         clone_url=clone_url,
         ref=_str(payload, "ref"),
         before=_str(payload, "before") if "before" in payload else ZERO,
@@ -128,26 +147,49 @@ async def receive(request: Request) -> JSONResponse:
     body = await read_capped(request, settings.max_webhook_bytes)
     if body is None:
         return _answer(413, error=f"body over {settings.max_webhook_bytes} bytes")
-    if not settings.webhook_secret:
+    secret = settings.gitlab_token if provider == "gitlab" else settings.webhook_secret
+    if not secret:
+        variable = "HOMEPORT_GITLAB_TOKEN" if provider == "gitlab" else "HOMEPORT_WEBHOOK_SECRET"
         return _answer(
             403,
-            error="webhooks are off: set HOMEPORT_WEBHOOK_SECRET and use the same secret "
-            "in the repository's webhook settings",
+            error=f"{provider} webhooks are off: set {variable} and use the same value "
+            "as the secret in the repository's webhook settings",
         )
-    if not verify(provider, request.headers, body, settings.webhook_secret):
-        return _answer(401, error="signature does not match; check the webhook secret")
+    if not verify(provider, request.headers, body, secret):
+        # A missing header is not a guess; a wrong signature or token is.
+        if SIGNATURE_HEADERS[provider] in request.headers:
+            blocked = state.throttle.failed(client_address(request))
+            if blocked:
+                return too_many(blocked)
+        if provider == "gitlab":
+            return _answer(401, error="X-Gitlab-Token does not match HOMEPORT_GITLAB_TOKEN")
+        return _answer(401, error="signature does not match HOMEPORT_WEBHOOK_SECRET")
+    digest = replay.body_digest(body)
+    try:
+        delivery = _delivery(provider, request.headers)
+    except BadPayload as exc:
+        return _answer(400, error=str(exc))
+    if delivery is None:
+        earlier = _seen_body(state, digest)
+        if earlier is not None:
+            return _answer(200, duplicate=True, job=earlier)
+        return _answer(
+            400,
+            error=f"the delivery has no {DELIVERY_HEADERS[provider]} header; homeport needs "
+            "it to recognise a delivery sent twice",
+        )
     event = _event(provider, request.headers)
     if event == "ping":
         return _answer(200, ok=True, message="pong")
     if event != "push":
         return _answer(202, ignored=f"event {event!r} does not deploy")
     try:
-        delivery = _delivery(provider, request.headers)
         push = parse_push(provider, json.loads(body))
         app = request.query_params.get("app") or push.repository.lower()
         apps.check_app_name(app)
+        source = binding.repository(provider, push.full_name)
         sources.check_clone_url(push.clone_url, settings.allow_file_urls)
-    except (ValueError, apps.AppNameError, sources.SourceError) as exc:
+    except (ValueError, apps.AppNameError, binding.BindingError, sources.SourceError) as exc:
         # json's errors are ValueErrors too; the message never echoes the body.
         message = str(exc) if not isinstance(exc, json.JSONDecodeError) else "malformed JSON"
         if isinstance(exc, apps.AppNameError):
@@ -155,15 +197,37 @@ async def receive(request: Request) -> JSONResponse:
         return _answer(400, error=message)
     if push.ref != f"refs/heads/{settings.deploy_branch}" or push.after == ZERO:
         return _answer(202, ignored=f"{push.ref} does not deploy")
-    return await _enqueue(state, provider, delivery, app, push)
+    return await _enqueue(state, provider, delivery, digest, source, app, push)
+
+
+def _seen_body(state: State, digest: str) -> str | None:
+    earlier = lifecycle.seen(state.settings, [replay.body_key(digest)])
+    return earlier.job_id if earlier else None
 
 
 async def _enqueue(
-    state: State, provider: str, delivery: str | None, app: str, push: Push
+    state: State,
+    provider: str,
+    delivery: str,
+    digest: str,
+    source: str,
+    app: str,
+    push: Push,
 ) -> JSONResponse:
-    def submit() -> lifecycle.Submitted:
+    settings = state.settings
+    keys = [delivery, replay.body_key(digest)]
+
+    def submit() -> lifecycle.Submitted | lifecycle.Duplicate | str:
+        # A delivery seen before is a duplicate whichever repository it names now.
+        earlier = lifecycle.seen(settings, keys)
+        if earlier is not None:
+            return earlier
+        with db.connect(settings.data_dir) as conn:
+            refused = binding.claim(conn, app, source)
+        if refused is not None:
+            return refused
         return lifecycle.submit_deploy(
-            state.settings,
+            settings,
             state.redis,
             app=app,
             ref=push.ref,
@@ -171,13 +235,15 @@ async def _enqueue(
             old_sha=push.before,
             source=provider,
             params={"clone_url": push.clone_url},
-            dedup=[delivery] if delivery else [],
+            dedup=keys,
         )
 
     submitted = await asyncio.to_thread(submit)
+    if isinstance(submitted, str):
+        return _answer(403, error=submitted)
+    if isinstance(submitted, lifecycle.Duplicate):
+        return _answer(200, duplicate=True, job=submitted.job_id)
     job = submitted.job
-    if submitted.duplicate:
-        return _answer(200, duplicate=True, job=job.id)
     return _answer(
         202, job=job.id, app=app, status="queued", log=f"/api/apps/{app}/jobs/{job.id}/log"
     )

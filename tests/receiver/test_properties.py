@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,20 +20,29 @@ from starlette.applications import Starlette
 
 from homeport.config import Settings
 from homeport.receiver.app import create_app
-from tests.support.servers import TOKEN, WEBHOOK_SECRET
+from tests.support.servers import GITLAB_TOKEN, TOKEN, WEBHOOK_SECRET
 
 ALLOWED = {200, 202, 400, 401, 403, 404, 405, 413}
 
 
 class Client:
-    """Calls the ASGI app in-process; a crash surfaces as a 500, as it would on the wire."""
+    """Calls the ASGI app in-process; a crash surfaces as a 500, as it would on the wire.
+
+    Each request comes from an address of its own, so that the failed-authentication limit
+    (tested on its own) does not turn every later example into a 429.
+    """
 
     def __init__(self, app: Starlette) -> None:
         self.app = app
+        self.addresses = (
+            f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}" for n in itertools.count()
+        )
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        client = (next(self.addresses), 40000)
+
         async def call() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
+            transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False, client=client)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
                 return await c.request(method, path, **kwargs)
 
@@ -52,6 +62,7 @@ def client(tmp_path: Path, redis_url: str) -> Iterator[Client]:
         redis_url=redis_url,
         token=TOKEN,
         webhook_secret=WEBHOOK_SECRET,
+        gitlab_token=GITLAB_TOKEN,
         max_webhook_bytes=4096,
     )
     yield Client(create_app(s, TOKEN, redis.Redis.from_url(redis_url)))
@@ -71,10 +82,27 @@ payloads = st.fixed_dictionaries(
         "before": st.one_of(st.just("0" * 40), json_values),
         "after": st.one_of(st.just("a" * 40), json_values),
         "repository": st.one_of(
-            st.fixed_dictionaries({}, optional={"name": json_values, "clone_url": json_values}),
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "name": st.one_of(st.just("blog"), json_values),
+                    "full_name": st.one_of(st.just("me/blog"), json_values),
+                    "clone_url": st.one_of(st.just("http://127.0.0.1:9/b.git"), json_values),
+                },
+            ),
             json_values,
         ),
-        "project": json_values,
+        "project": st.one_of(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "path": st.one_of(st.just("blog"), json_values),
+                    "path_with_namespace": st.one_of(st.just("me/blog"), json_values),
+                    "git_http_url": st.one_of(st.just("http://127.0.0.1:9/b.git"), json_values),
+                },
+            ),
+            json_values,
+        ),
     },
 )
 
@@ -110,14 +138,17 @@ def test_webhooks_never_crash(
         "X-Gitlab-Event": event,
         "X-Hub-Signature-256": "sha256=" + digest if signed else "sha256=0",
         "X-Gitea-Signature": digest if signed else "0",
-        "X-Gitlab-Token": WEBHOOK_SECRET if signed else "x",
+        "X-Gitlab-Token": GITLAB_TOKEN if signed else "x",
     }
     if delivery is not None and delivery.isascii() and delivery.isprintable():
         headers["X-GitHub-Delivery"] = delivery
+        headers["X-Gitea-Delivery"] = delivery
+        headers["Idempotency-Key"] = delivery
     params = {"app": app} if app is not None else None
     response = client.post(f"/hooks/{provider}", content=body, headers=headers, params=params)
     assert response.status_code in ALLOWED, response.text
     assert WEBHOOK_SECRET not in response.text
+    assert GITLAB_TOKEN not in response.text
 
 
 @settings(
@@ -137,3 +168,51 @@ def test_api_never_crashes(client: Client, app: str, job: str, tail: str, token:
     for path in (f"/api/apps/{quote(app)}/jobs", f"/api/apps/{quote(app)}/jobs/{quote(job)}{tail}"):
         response = client.get(path, headers=headers)
         assert response.status_code in ALLOWED, (path, response.text)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    app=st.one_of(st.just("blog"), st.text(min_size=1, max_size=45)),
+    stamp=st.one_of(st.none(), st.text(max_size=20), st.integers().map(str)),
+    signature=st.one_of(st.just("sha256=" + "0" * 64), st.text(max_size=80)),
+    body=st.one_of(st.binary(max_size=200), json_values.map(lambda v: json.dumps(v).encode())),
+)
+def test_signed_rollbacks_never_crash(
+    client: Client, app: str, stamp: str | None, signature: str, body: bytes
+) -> None:
+    """Any timestamp, signature and body on the rollback route gets a 4xx with a message."""
+    from urllib.parse import quote
+
+    headers = {"X-Homeport-Signature-256": signature}
+    if stamp is not None:
+        headers["X-Homeport-Timestamp"] = stamp
+    headers = {k: v for k, v in headers.items() if v.isascii() and v.isprintable()}
+    response = client.post(
+        f"/api/apps/{quote(app, safe='')}/rollback", content=body, headers=headers
+    )
+    assert response.status_code in ALLOWED - {200, 202}, response.text
+    assert response.json()["error"]
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    app=st.one_of(st.just("blog"), st.text(min_size=1, max_size=45)),
+    method=st.sampled_from(["GET", "PUT", "DELETE"]),
+    body=st.one_of(
+        st.binary(max_size=200),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.text(max_size=300).map(lambda t: json.dumps({"repository": t}).encode()),
+    ),
+)
+def test_source_api_never_crashes(client: Client, app: str, method: str, body: bytes) -> None:
+    """Any app name and body on /api/apps/{app}/source gets a 2xx/4xx answer."""
+    from urllib.parse import quote
+
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    path = f"/api/apps/{quote(app, safe='')}/source"
+    response = client.request(method, path, content=body, headers=headers)
+    assert response.status_code in ALLOWED, (path, response.text)

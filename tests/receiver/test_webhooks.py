@@ -2,62 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import threading
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from homeport.receiver.webhooks import verify
 from tests.support.gitwork import WorkTree
-from tests.support.servers import WEBHOOK_SECRET, Homeport
-
-ZERO = "0" * 40
-
-
-def _sign(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def _payload(
-    clone_url: str, after: str, ref: str = "refs/heads/main", name: str = "blog"
-) -> dict[str, Any]:
-    return {
-        "ref": ref,
-        "before": ZERO,
-        "after": after,
-        "repository": {"name": name, "clone_url": clone_url},
-    }
-
-
-def _github(
-    hp: Homeport,
-    body: bytes,
-    *,
-    delivery: str | None = "d-1",
-    event: str = "push",
-    signature: str | None = None,
-    query: str = "",
-) -> httpx.Response:
-    headers = {
-        "X-GitHub-Event": event,
-        "X-Hub-Signature-256": signature if signature is not None else _sign(body),
-        "Content-Type": "application/json",
-    }
-    if delivery:
-        headers["X-GitHub-Delivery"] = delivery
-    return httpx.post(hp.url + "/hooks/github" + query, content=body, headers=headers, timeout=30)
-
-
-def _jobs(hp: Homeport, app: str = "blog") -> list[dict[str, Any]]:
-    response = hp.api("GET", f"/api/apps/{app}/jobs")
-    if response.status_code == 404:
-        return []
-    jobs: list[dict[str, Any]] = response.json()["jobs"]
-    return jobs
+from tests.support.servers import GITLAB_TOKEN, WEBHOOK_SECRET, Homeport
+from tests.support.webhooks import ZERO, github, jobs_of, payload, sign
 
 
 def _source(hp: Homeport, tmp_path: Path) -> tuple[str, str]:
@@ -80,8 +34,8 @@ def test_github_documented_test_vector_verifies() -> None:
 def test_push_event_fetches_and_deploys(homeport: Homeport, tmp_path: Path) -> None:
     """A signed push event queues a job that fetches the commit from the clone URL."""
     clone_url, commit = _source(homeport, tmp_path)
-    body = json.dumps(_payload(clone_url, commit)).encode()
-    response = _github(homeport, body)
+    body = json.dumps(payload(clone_url, commit)).encode()
+    response = github(homeport, body)
     assert response.status_code == 202, response.text
     job_id = response.json()["job"]
     job = homeport.wait_job("blog", job_id)
@@ -95,10 +49,10 @@ def test_push_event_fetches_and_deploys(homeport: Homeport, tmp_path: Path) -> N
 def test_same_delivery_enqueues_once(homeport: Homeport, tmp_path: Path) -> None:
     """A redelivery answers duplicate; 20 concurrent copies make exactly one job."""
     clone_url, commit = _source(homeport, tmp_path)
-    body = json.dumps(_payload(clone_url, commit)).encode()
+    body = json.dumps(payload(clone_url, commit)).encode()
     answers: list[httpx.Response] = []
     threads = [
-        threading.Thread(target=lambda: answers.append(_github(homeport, body, delivery="same")))
+        threading.Thread(target=lambda: answers.append(github(homeport, body, delivery="same")))
         for _ in range(20)
     ]
     for t in threads:
@@ -108,13 +62,13 @@ def test_same_delivery_enqueues_once(homeport: Homeport, tmp_path: Path) -> None
     codes = sorted(a.status_code for a in answers)
     assert codes == [200] * 19 + [202]
     assert all(a.json()["duplicate"] for a in answers if a.status_code == 200)
-    assert len(_jobs(homeport)) == 1
+    assert len(jobs_of(homeport)) == 1
 
 
 def test_bad_signature_is_refused_and_nothing_is_queued(homeport: Homeport) -> None:
     """Wrong HMAC, a sha1 header, upper-case hex and no header all get 401."""
-    body = json.dumps(_payload("http://127.0.0.1:1/x.git", "a" * 40)).encode()
-    good = _sign(body)
+    body = json.dumps(payload("http://127.0.0.1:1/x.git", "a" * 40)).encode()
+    good = sign(body)
     for signature in (
         "sha256=" + "0" * 64,
         "sha1=" + good[7:47],
@@ -122,17 +76,17 @@ def test_bad_signature_is_refused_and_nothing_is_queued(homeport: Homeport) -> N
         "",
         "sha256=" + good[8:] + "0",
     ):
-        response = _github(homeport, body, signature=signature)
+        response = github(homeport, body, signature=signature)
         assert response.status_code == 401, signature
     # A body changed after signing does not verify either.
-    assert _github(homeport, body + b" ", signature=good).status_code == 401
-    assert _jobs(homeport) == []
+    assert github(homeport, body + b" ", signature=good).status_code == 401
+    assert jobs_of(homeport) == []
 
 
 def test_oversized_body_gets_413(homeport: Homeport) -> None:
     """A body over the 1 MiB default cap is refused before any other work."""
     body = b"{" + b" " * (1024 * 1024 + 10) + b"}"
-    response = _github(homeport, body)
+    response = github(homeport, body)
     assert response.status_code == 413
     chunked = httpx.post(
         homeport.url + "/hooks/github",
@@ -148,43 +102,43 @@ def test_malformed_payloads_get_400(homeport: Homeport) -> None:
         b"{not json",
         b"[]",
         json.dumps({"ref": "refs/heads/main"}).encode(),
-        json.dumps({**_payload("http://h/x.git", "a" * 40), "ref": ["x"]}).encode(),
-        json.dumps({**_payload("http://h/x.git", "a" * 40), "after": "nothex"}).encode(),
+        json.dumps({**payload("http://h/x.git", "a" * 40), "ref": ["x"]}).encode(),
+        json.dumps({**payload("http://h/x.git", "a" * 40), "after": "nothex"}).encode(),
     ]
     for body in bodies:
-        response = _github(homeport, body)
+        response = github(homeport, body)
         assert response.status_code == 400, body
         assert response.json()["error"]
-    assert _jobs(homeport) == []
+    assert jobs_of(homeport) == []
 
 
 def test_app_mapping_and_bad_names(homeport: Homeport) -> None:
     """The repository name maps to the app unless ?app= says otherwise; bad names are 400."""
-    body = json.dumps(_payload("http://127.0.0.1:1/x.git", "a" * 40, name="my.site")).encode()
-    bad = _github(homeport, body)
+    body = json.dumps(payload("http://127.0.0.1:1/x.git", "a" * 40, name="my.site")).encode()
+    bad = github(homeport, body)
     assert bad.status_code == 400
     assert "?app=NAME" in bad.json()["error"]
-    good = _github(homeport, body, query="?app=site")
+    good = github(homeport, body, query="?app=site")
     assert good.status_code == 202
     assert good.json()["app"] == "site"
-    assert _github(homeport, body, query="?app=../etc", delivery="d-2").status_code == 400
+    assert github(homeport, body, query="?app=../etc", delivery="d-2").status_code == 400
 
 
 def test_ping_other_events_and_branches(homeport: Homeport) -> None:
     """ping is answered; other events and other branches enqueue nothing."""
     body = json.dumps({"zen": "hi"}).encode()
-    assert _github(homeport, body, event="ping").json() == {"ok": True, "message": "pong"}
-    assert _github(homeport, body, event="issues", delivery="d-2").status_code == 202
-    other = json.dumps(_payload("http://h/x.git", "a" * 40, ref="refs/heads/dev")).encode()
-    response = _github(homeport, other, delivery="d-3")
+    assert github(homeport, body, event="ping").json() == {"ok": True, "message": "pong"}
+    assert github(homeport, body, event="issues", delivery="d-2").status_code == 202
+    other = json.dumps(payload("http://h/x.git", "a" * 40, ref="refs/heads/dev")).encode()
+    response = github(homeport, other, delivery="d-3")
     assert response.status_code == 202 and "ignored" in response.json()
-    assert _jobs(homeport) == []
+    assert jobs_of(homeport) == []
 
 
 def test_file_urls_are_refused_by_default(homeport: Homeport) -> None:
     """A file:// clone URL would read local paths: refused unless allowed."""
-    body = json.dumps(_payload("file:///etc", "a" * 40)).encode()
-    response = _github(homeport, body)
+    body = json.dumps(payload("file:///etc", "a" * 40)).encode()
+    response = github(homeport, body)
     assert response.status_code == 400
     assert "HOMEPORT_ALLOW_FILE_URLS" in response.json()["error"]
 
@@ -192,8 +146,8 @@ def test_file_urls_are_refused_by_default(homeport: Homeport) -> None:
 def test_gitea_and_gitlab(homeport: Homeport, tmp_path: Path) -> None:
     """Gitea's bare-hex signature and GitLab's token header are checked."""
     clone_url, commit = _source(homeport, tmp_path)
-    body = json.dumps(_payload(clone_url, commit)).encode()
-    sig = _sign(body)[7:]
+    body = json.dumps(payload(clone_url, commit)).encode()
+    sig = sign(body)[7:]
     gitea = {"X-Gitea-Event": "push", "X-Gitea-Delivery": "g-1"}
     bad = httpx.post(
         homeport.url + "/hooks/gitea",
@@ -210,25 +164,31 @@ def test_gitea_and_gitlab(homeport: Homeport, tmp_path: Path) -> None:
             "ref": "refs/heads/main",
             "before": ZERO,
             "after": commit,
-            "project": {"path": "notes", "git_http_url": clone_url},
+            "project": {
+                "path": "notes",
+                "path_with_namespace": "me/notes",
+                "git_http_url": clone_url,
+            },
         }
     ).encode()
     gitlab = {"X-Gitlab-Event": "Push Hook", "Idempotency-Key": "k-1"}
-    assert (
-        httpx.post(
+    # The webhook secret is not GitLab's token: GitLab has its own.
+    for token in ("nope", WEBHOOK_SECRET):
+        refused = httpx.post(
             homeport.url + "/hooks/gitlab",
             content=gitlab_body,
-            headers={**gitlab, "X-Gitlab-Token": "nope"},
-        ).status_code
-        == 401
-    )
+            headers={**gitlab, "X-Gitlab-Token": token},
+        )
+        assert refused.status_code == 401
+        assert "HOMEPORT_GITLAB_TOKEN" in refused.json()["error"]
     ok = httpx.post(
         homeport.url + "/hooks/gitlab",
         content=gitlab_body,
-        headers={**gitlab, "X-Gitlab-Token": WEBHOOK_SECRET},
+        headers={**gitlab, "X-Gitlab-Token": GITLAB_TOKEN},
     )
     assert ok.status_code == 202, ok.text
     assert homeport.wait_job("notes", ok.json()["job"])["status"] == "succeeded"
+    assert homeport.api("GET", "/api/apps/notes/source").json()["repository"] == "gitlab:me/notes"
 
 
 def test_without_a_secret_every_delivery_is_refused(tmp_path: Path, redis_url: str) -> None:
@@ -237,10 +197,36 @@ def test_without_a_secret_every_delivery_is_refused(tmp_path: Path, redis_url: s
         data_dir=tmp_path / "d", redis_url=redis_url, extra_env={"HOMEPORT_WEBHOOK_SECRET": ""}
     ).start(workers=0)
     try:
-        body = json.dumps(_payload("http://h/x.git", "a" * 40)).encode()
-        response = _github(hp, body)
+        body = json.dumps(payload("http://h/x.git", "a" * 40)).encode()
+        response = github(hp, body)
         assert response.status_code == 403
         assert "HOMEPORT_WEBHOOK_SECRET" in response.json()["error"]
+    finally:
+        hp.stop()
+
+
+def test_without_a_gitlab_token_gitlab_deliveries_are_refused(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """With no HOMEPORT_GITLAB_TOKEN GitLab gets 403 naming it, even with the webhook secret."""
+    hp = Homeport(
+        data_dir=tmp_path / "d", redis_url=redis_url, extra_env={"HOMEPORT_GITLAB_TOKEN": ""}
+    ).start(workers=0)
+    try:
+        response = httpx.post(
+            hp.url + "/hooks/gitlab",
+            content=b"{}",
+            headers={
+                "X-Gitlab-Event": "Push Hook",
+                "X-Gitlab-Token": WEBHOOK_SECRET,
+                "Idempotency-Key": "k-1",
+            },
+        )
+        assert response.status_code == 403
+        assert "set HOMEPORT_GITLAB_TOKEN" in response.json()["error"]
+        # GitHub webhooks are unaffected.
+        body = json.dumps(payload("http://127.0.0.1:9/x.git", "a" * 40)).encode()
+        assert github(hp, body).status_code == 202
     finally:
         hp.stop()
 
@@ -248,8 +234,8 @@ def test_without_a_secret_every_delivery_is_refused(tmp_path: Path, redis_url: s
 def test_clone_url_credentials_never_show(homeport: Homeport) -> None:
     """A clone URL with a password: the failed fetch names the URL without it."""
     url = "http://deploy:hunter2-secret@127.0.0.1:9/blog.git"
-    body = json.dumps(_payload(url, "b" * 40)).encode()
-    response = _github(homeport, body)
+    body = json.dumps(payload(url, "b" * 40)).encode()
+    response = github(homeport, body)
     assert response.status_code == 202, response.text
     job = homeport.wait_job("blog", response.json()["job"])
     assert job["status"] == "failed"

@@ -19,6 +19,7 @@ from tests.support.waiting import wait_until
 
 TOKEN = "test-token-0123456789"
 WEBHOOK_SECRET = "test-webhook-secret-0123"
+GITLAB_TOKEN = "test-gitlab-token-4567"
 
 
 def free_port() -> int:
@@ -125,6 +126,7 @@ class Homeport:
             HOMEPORT_REDIS_URL=self.redis_url,
             HOMEPORT_TOKEN=TOKEN,
             HOMEPORT_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            HOMEPORT_GITLAB_TOKEN=GITLAB_TOKEN,
             HOMEPORT_ALLOW_FILE_URLS="false",
         )
         env.update(self.extra_env)
