@@ -131,6 +131,8 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
         build_memory=settings.build_memory,
         timeout=settings.job_timeout,
         emit=out,
+        max_blob_bytes=settings.max_blob_bytes,
+        max_context_bytes=settings.max_context_bytes,
     )
     jobs.record_image(settings.data_dir, job.id, image.ref)
     version = _roll_out(settings, job, manifest, image, out)
