@@ -20,7 +20,8 @@ import redis
 from dulwich.protocol import CAPABILITY_SIDE_BAND_64K, SIDE_BAND_CHANNEL_PROGRESS
 from dulwich.server import ReceivePackHandler
 
-from homeport import joblog, jobs, queue
+from homeport import apps, joblog, jobs, queue
+from homeport.commits import CommitTree
 from homeport.config import Settings
 from homeport.errors import HomeportError
 from homeport.hooks import policy
@@ -65,6 +66,9 @@ class DeployingReceivePack(ReceivePackHandler):
                     f"'{settings.deploy_branch}' deploy"
                 )
             return None
+        blocked = self._check_commit(new)
+        if blocked:
+            return blocked
         try:
             job = jobs.create(
                 settings.data_dir,
@@ -79,6 +83,23 @@ class DeployingReceivePack(ReceivePackHandler):
         except HomeportError as exc:
             return f"deploy not queued: {exc}".encode()
         return self._stream(job)
+
+    def _check_commit(self, commit: str) -> bytes | None:
+        """Refuse, before any job, what the build would refuse: big files, broken trees.
+
+        Kinds and sizes come from object headers, so this reads no file's contents.
+        """
+        settings = self.context.settings
+        path = apps.repo_path(settings.data_dir, self.app)
+        try:
+            with CommitTree(path, commit, max_blob_bytes=settings.max_blob_bytes) as tree:
+                for _entry in tree.walk():
+                    pass
+        except HomeportError as exc:
+            reason = " ".join(str(exc).split())[:400]
+            self._say(f"-----> refused {commit[:12]}: {reason}")
+            return reason.encode()
+        return None
 
     @property
     def redis(self) -> redis.Redis:
