@@ -309,7 +309,7 @@ class CommitTree:
         return b"".join(chunks)
 
     def _children(self, sha: bytes, path: str, depth: int) -> list[Entry]:
-        """The entries of the tree at path, in git's order; kinds and sizes of files checked."""
+        """The entries of the tree at path (depth directories down), in git's order."""
         where = path or "the root directory"
         if depth > MAX_TREE_DEPTH:
             raise TreeError(
@@ -384,7 +384,8 @@ class CommitTree:
         sha, prefix = self._tree, ""
         for depth in range(1, len(parts) + 1):
             wanted = "/".join(parts[:depth])
-            entry = next((e for e in self._children(sha, prefix, depth) if e.path == wanted), None)
+            children = self._children(sha, prefix, depth - 1)
+            entry = next((e for e in children if e.path == wanted), None)
             if entry is None:
                 return None
             if depth == len(parts):
@@ -396,7 +397,7 @@ class CommitTree:
 
     def walk(self) -> Iterator[Entry]:
         """Every entry, depth first, a directory before its contents, in git's name order."""
-        stack = [iter(self._sized(self._children(self._tree, "", 1)))]
+        stack = [iter(self._sized(self._children(self._tree, "", 0)))]
         count = 0
         while stack:
             entry = next(stack[-1], None)
@@ -411,7 +412,8 @@ class CommitTree:
                 )
             yield entry
             if entry.is_dir:
-                children = self._children(entry.sha, entry.path, len(stack) + 1)
+                # The directory is len(stack) levels down.
+                children = self._children(entry.sha, entry.path, len(stack))
                 stack.append(iter(self._sized(children)))
 
     def _open_blob(self, entry: Entry) -> int:
