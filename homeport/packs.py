@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -25,6 +27,7 @@ from homeport.config import show_size
 
 log = logging.getLogger(__name__)
 
+_PACK_NAME = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 # Bytes handed to index-pack per read from the client.
 _CHUNK = 256 * 1024
 # Largest file assumed when sizing index-pack's memory cap, unless the caller knows better
@@ -57,14 +60,41 @@ class IndexPackStore(DiskObjectStore):
         max_input_size: int | None = None,
     ) -> Pack:
         """Store the pack read from read_some (or read_all); completes thin packs."""
-        read = read_some or read_all
-        git_dir = Path(self.path).parent
+        # index-pack writes into a directory of this push's own, so a refused or cut-off
+        # pack leaves nothing behind (git's own temporary packs wait for a gc).
+        incoming = Path(tempfile.mkdtemp(prefix="incoming-", dir=self.path))
+        try:
+            name, received = self._run_index_pack(
+                read_some or read_all, incoming / "pack.pack", max_input_size
+            )
+            target = os.path.join(self.pack_dir, f"pack-{name}")
+            os.makedirs(self.pack_dir, exist_ok=True)
+            # The .pack first: readers take a pack as complete once its .idx is there.
+            os.replace(incoming / "pack.pack", target + ".pack")
+            os.replace(incoming / "pack.idx", target + ".idx")
+        finally:
+            shutil.rmtree(incoming, ignore_errors=True)
+        log.debug("stored a %s pack in %s", show_size(received), self.path)
+        for pack in self.packs:
+            if pack._basename == target:
+                return pack
+        raise PackRefused(f"git index-pack stored no pack (it answered {name!r}); push again")
+
+    def _run_index_pack(
+        self, read: Callable[[int], bytes], out: Path, max_input_size: int | None
+    ) -> tuple[str, int]:
+        """Run index-pack on what read() returns, writing out; its pack name and bytes read."""
         args = ["index-pack", "--stdin", "--fix-thin"]
         if max_input_size:
             args.append(f"--max-input-size={max_input_size}")
         with tempfile.TemporaryFile() as answer, tempfile.TemporaryFile() as errors:
             proc = gitcli.start(
-                git_dir, *args, memory=self.index_pack_memory, stdout=answer, stderr=errors
+                Path(self.path).parent,
+                *args,
+                str(out),
+                memory=self.index_pack_memory,
+                stdout=answer,
+                stderr=errors,
             )
             try:
                 received = _pump(read, proc, max_input_size)
@@ -77,7 +107,7 @@ class IndexPackStore(DiskObjectStore):
             finally:
                 gitcli.stop(proc)
             answer.seek(0)
-            # "pack\t<name>", or "keep\t<name>" when the pack is kept from repacking.
+            # "pack\t<name>" (or "keep\t<name>"): the pack's checksum.
             name = answer.read(200).decode("ascii", "replace").strip().rpartition("\t")[2]
             errors.seek(0)
             said = errors.read(4096).decode("utf-8", "replace").strip().splitlines()
@@ -85,7 +115,7 @@ class IndexPackStore(DiskObjectStore):
             raise PackInputTooLarge(_too_large(max_input_size))
         if status != 0:
             reason = said[-1].removeprefix("fatal: ") if said else f"exit status {status}"
-            log.warning("git index-pack refused a pack in %s: %s", git_dir, "; ".join(said))
+            log.warning("git index-pack refused a pack in %s: %s", self.path, "; ".join(said))
             if "maximum allowed size" in reason and max_input_size:
                 raise PackInputTooLarge(_too_large(max_input_size))
             if "out of memory" in reason.lower():
@@ -94,12 +124,9 @@ class IndexPackStore(DiskObjectStore):
                     "memory (a delta expands to a huge object)"
                 )
             raise PackRefused(f"the pack could not be stored: {reason}; push again")
-        log.debug("stored a %s pack in %s", show_size(received), git_dir)
-        basename = os.path.join(self.pack_dir, f"pack-{name}")
-        for pack in self.packs:
-            if pack._basename == basename:
-                return pack
-        raise PackRefused(f"git index-pack stored no pack (it answered {name!r}); push again")
+        if not _PACK_NAME.match(name):
+            raise PackRefused(f"git index-pack answered {name[:80]!r}, not a pack name; push again")
+        return name, received
 
 
 def _pump(read: Callable[[int], bytes], proc: subprocess.Popen[bytes], cap: int | None) -> int:

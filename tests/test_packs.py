@@ -109,7 +109,7 @@ def test_200_mb_of_zeros_is_received_in_bounded_memory(receiver: Homeport, tmp_p
 
 
 def test_a_corrupt_pack_is_refused_with_a_reason(receiver: Homeport) -> None:
-    """Garbage after a pack header is refused as `unpack ...`, and no ref is created."""
+    """Garbage after a pack header is refused as `unpack ...`; no ref, no file is left."""
     app = f"c{uuid.uuid4().hex[:8]}"
     garbage = b"PACK" + struct.pack(">II", 2, 1) + b"\xff" * 64
     answer = _send(receiver, app, "1" * 40, garbage + sha1(garbage, usedforsecurity=False).digest())
@@ -117,6 +117,9 @@ def test_a_corrupt_pack_is_refused_with_a_reason(receiver: Homeport) -> None:
     assert b"unpack the pack could not be stored:" in answer.content
     assert b"push again" in answer.content
     assert _refs(receiver, app) == ""
+    objects = receiver.data_dir / "repos" / f"{app}.git" / "objects"
+    left = [p.name for p in objects.iterdir() if p.name not in ("pack", "info")]
+    assert left == [] and list((objects / "pack").iterdir()) == []
 
 
 def test_a_delta_that_expands_to_gigabytes_is_refused(receiver: Homeport) -> None:
@@ -181,4 +184,3 @@ def test_a_webhook_fetch_is_stored_by_index_pack(receiver: Homeport, tmp_path: P
         text=True,
     )
     assert check.returncode == 0, check.stderr
-
