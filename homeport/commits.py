@@ -128,6 +128,8 @@ class _CatFile:
         self._batch: subprocess.Popen[bytes] | None = None
         # Bytes of the current object's contents (and its trailing newline) not yet read.
         self._unread = 0
+        # Counts open() calls, so a reader of an earlier object cannot read the current one.
+        self.opened = 0
 
     def close(self) -> None:
         for proc in (self._check, self._batch):
@@ -181,6 +183,7 @@ class _CatFile:
     def open(self, sha: bytes) -> tuple[str, int] | None:
         """Start reading an object; its contents follow through read()."""
         self._discard()
+        self.opened += 1
         if self._batch is None:
             self._batch = self._start("--batch")
         proc = self._batch
@@ -235,12 +238,13 @@ class BlobReader:
 
     def __init__(self, objects: _CatFile, size: int) -> None:
         self._objects = objects
+        self._serial = objects.opened
         self.size = size
 
     def read(self, size: int = -1) -> bytes:
-        if size < 0:
-            size = self.size
-        return self._objects.read(size)
+        if self._serial != self._objects.opened:
+            raise ValueError("this file was read after another one was opened")
+        return self._objects.read(self.size if size < 0 else size)
 
 
 class CommitTree:
