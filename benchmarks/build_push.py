@@ -97,6 +97,8 @@ def main() -> None:
                 build_memory=MEMORY,
                 timeout=600,
                 emit=lines.append,
+                max_blob_bytes=256 * 1024**2,
+                max_context_bytes=1024**3,
                 nocache=nocache,
             )
 

@@ -10,6 +10,7 @@ from dulwich.objects import ObjectID
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from homeport import packs
 from homeport.errors import InvalidInput, NotFound
 
 # App names become Kubernetes object names, registry repositories and directory names:
@@ -45,11 +46,14 @@ def exists(data_dir: Path, app: str) -> bool:
     return (repo_path(data_dir, app) / "objects").is_dir()
 
 
-def open_repo(data_dir: Path, app: str) -> Repo:
+def open_repo(
+    data_dir: Path, app: str, *, max_blob_bytes: int = packs.DEFAULT_MAX_BLOB_BYTES
+) -> Repo:
+    """The app's repository; packs pushed or fetched into it are stored in bounded memory."""
     path = repo_path(data_dir, app)
     if not (path / "objects").is_dir():
         raise NotFound(f"app {app!r} does not exist; push to it once to create it")
-    return Repo(str(path))
+    return packs.open_repo(path, max_blob_bytes=max_blob_bytes)
 
 
 def create_repo(data_dir: Path, app: str, branch: str) -> Repo:
@@ -59,7 +63,7 @@ def create_repo(data_dir: Path, app: str, branch: str) -> Repo:
     """
     path = repo_path(data_dir, app)
     if (path / "objects").is_dir():
-        return Repo(str(path))
+        return packs.open_repo(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Create under a temporary name and rename, so that a half-made repo is never served.
     tmp = path.with_name(f".{path.name}.tmp")
@@ -74,7 +78,7 @@ def create_repo(data_dir: Path, app: str, branch: str) -> Repo:
     except OSError:
         # Another request created it first.
         shutil.rmtree(tmp, ignore_errors=True)
-    return Repo(str(path))
+    return packs.open_repo(path)
 
 
 def list_apps(data_dir: Path) -> list[str]:

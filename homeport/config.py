@@ -34,6 +34,14 @@ def parse_size(text: str) -> int:
     return int(match.group(1)) * _UNITS[unit]
 
 
+def show_size(size: int) -> str:
+    """Bytes as people read them, in the units parse_size takes: 300 MB, 64 KB, 512 bytes."""
+    for unit, factor in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if size >= factor:
+            return f"{size / factor:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{size} bytes"
+
+
 def _listen(text: str) -> str:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -136,6 +144,10 @@ class Settings:
     """Largest pack a push may send (dulwich receive.maxInputSize)."""
     max_webhook_bytes: int = 1024**2
     """Largest webhook body; bigger ones get 413 before any other work."""
+    max_blob_bytes: int = 256 * 1024**2
+    """Largest file a deployed commit may hold (refused at push time, and by the job)."""
+    max_context_bytes: int = 1024**3
+    """Largest build context, after .dockerignore, that a job sends to the Docker engine."""
     allow_file_urls: bool = False
     """Let webhooks fetch from file:// clone URLs (tests and local mirrors only)."""
     build_memory: int = 2 * 1024**3
@@ -211,6 +223,8 @@ class Settings:
             "job_timeout": _positive_int,
             "max_push_bytes": parse_size,
             "max_webhook_bytes": parse_size,
+            "max_blob_bytes": parse_size,
+            "max_context_bytes": parse_size,
             "allow_file_urls": _bool,
             "build_memory": parse_size,
             "keep_releases": _positive_int,

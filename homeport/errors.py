@@ -25,8 +25,13 @@ HomeportError
 └── StageError             a deploy stage failed; the job ends failed with its message
     ├── BuildError         Dockerfile missing or failing (builder/errors.py)
     ├── RegistryError      registry refusing the push (registry.py)
-    ├── TreeError          a pushed tree entry would escape the context (commits.py)
+    ├── TreeError          a pushed tree homeport will not use: names that escape the
+    │                      context, too deep, files too big, malformed (commits.py)
+    ├── GitError           git is missing or cannot read the repository (gitcli.py)
     └── RolloutError       the cluster refused or the release never became ready (deployer/)
+
+One exception: a pack git index-pack refuses raises PackRefused (packs.py), an OSError,
+because that is what dulwich's receive-pack turns into the client's `unpack <reason>`.
 """
 
 from __future__ import annotations

@@ -119,7 +119,7 @@ def read_manifest(repo_path: Path, commit: str) -> Manifest:
             return Manifest()
         if entry.is_dir or entry.is_symlink or entry.is_submodule:
             raise ManifestError(f"{FILENAME} must be a regular file at the repository root")
-        raw = tree.read(entry)
+        raw = tree.read(entry, MAX_MANIFEST_BYTES + 1)
     if len(raw) > MAX_MANIFEST_BYTES:
         raise ManifestError(
             f"{FILENAME} is larger than {MAX_MANIFEST_BYTES // 1024} KiB; keep it to the "

@@ -107,6 +107,8 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
         build_memory=settings.build_memory,
         timeout=settings.job_timeout,
         emit=out,
+        max_blob_bytes=settings.max_blob_bytes,
+        max_context_bytes=settings.max_context_bytes,
     )
     lifecycle.record_image(settings, job, image.ref)
     spec = manifest.run_spec()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from homeport.config import Settings, parse_size
+from homeport.config import Settings, parse_size, show_size
 from homeport.errors import ConfigError
 
 
@@ -25,6 +25,7 @@ def test_defaults() -> None:
     )
     assert s.redis_url is None and s.queue_url.startswith("unix://")
     assert s.max_webhook_bytes == 1024 * 1024
+    assert (s.max_blob_bytes, s.max_context_bytes) == (256 * 1024**2, 1024**3)
 
 
 @pytest.mark.parametrize(
@@ -35,6 +36,8 @@ def test_defaults() -> None:
         ("HOMEPORT_WORKERS", "0"),
         ("HOMEPORT_WORKERS", "many"),
         ("HOMEPORT_MAX_PUSH_BYTES", "lots"),
+        ("HOMEPORT_MAX_BLOB_BYTES", "big"),
+        ("HOMEPORT_MAX_CONTEXT_BYTES", "-1"),
         ("HOMEPORT_ALLOW_FILE_URLS", "maybe"),
         ("HOMEPORT_NAMESPACE", "Apps"),
         ("HOMEPORT_DEPLOY_BRANCH", "../x"),
@@ -54,6 +57,16 @@ def test_sizes() -> None:
     assert parse_size("512") == 512
     assert parse_size("64k") == 65536
     assert parse_size("1GiB") == 1024**3
+    assert Settings.from_env({"HOMEPORT_MAX_BLOB_BYTES": "300m"}).max_blob_bytes == 300 * 1024**2
+
+
+def test_sizes_are_shown_in_the_units_they_are_set_in() -> None:
+    """Messages show sizes as MB/KB, with one decimal only when needed."""
+    assert show_size(300 * 1024**2) == "300 MB"
+    assert show_size(256 * 1024**2 + 100 * 1024) == "256.1 MB"
+    assert show_size(2 * 1024**3) == "2 GB"
+    assert show_size(64 * 1024) == "64 KB"
+    assert show_size(100) == "100 bytes"
 
 
 def test_token_is_generated_once_with_mode_0600(tmp_path: Path) -> None:

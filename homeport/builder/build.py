@@ -48,14 +48,18 @@ def build_and_push(
     build_memory: int,
     timeout: float,
     emit: Callable[[str], None],
+    max_blob_bytes: int,
+    max_context_bytes: int,
     docker_host: str | None = None,
     nocache: bool = False,
 ) -> BuiltImage:
     """Build the commit's image and push it; return where it is.
 
     `timeout` bounds the build in seconds: a build still running then is stopped and nothing
-    is pushed. `emit` gets each output line as it happens. `docker_host` overrides DOCKER_HOST.
-    Raises BuildError or RegistryError; on either, nothing was pushed by this call's build.
+    is pushed. `emit` gets each output line as it happens. A file over `max_blob_bytes` or a
+    context over `max_context_bytes` fails the build before the engine sees it.
+    `docker_host` overrides DOCKER_HOST.
+    Raises BuildError, TreeError or RegistryError; on any, nothing was pushed by this call.
     """
     deadline = time.monotonic() + timeout
     repository = f"{registry}/{app}"
@@ -65,7 +69,7 @@ def build_and_push(
     what = f"app '{app}'"
 
     emit(f"-----> Building {app}@{commit[:7]}")
-    with CommitTree(repo_path, commit) as tree:
+    with CommitTree(repo_path, commit, max_blob_bytes=max_blob_bytes) as tree:
         if not has_file(tree, dockerfile):
             if dockerfile == "Dockerfile":
                 raise BuildError(
@@ -76,7 +80,7 @@ def build_and_push(
                 f"{what} has no Dockerfile at {dockerfile} (set by [build] dockerfile in "
                 "homeport.toml); add it or fix the path"
             )
-        context = spool_context(tree, dockerfile=dockerfile)
+        context = spool_context(tree, dockerfile=dockerfile, max_bytes=max_context_bytes)
 
     def indented(line: str) -> None:
         emit(INDENT + line)

@@ -1,13 +1,13 @@
 """The build context: a commit's tree as a tar stream, minus what .dockerignore leaves out.
 
-Read straight from the bare repository (no checkout). File modes are kept, so executables stay
+Read straight from the bare repository (no checkout), each file streamed from git into the
+tar, so memory stays flat whatever the file sizes. File modes are kept, so executables stay
 executable (the legacy builder the docker SDK drives has no `COPY --chmod`), and symlinks stay
 symlinks; the daemon resolves them inside the context, never on the host.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import tarfile
 import tempfile
@@ -15,7 +15,8 @@ from typing import IO
 
 from homeport.builder.dockerignore import DockerIgnore
 from homeport.builder.errors import BuildError
-from homeport.commits import CommitTree, Entry
+from homeport.commits import MAX_LINK_BYTES, CommitTree, Entry
+from homeport.config import show_size
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +40,30 @@ def has_file(tree: CommitTree, path: str) -> bool:
     return entry is not None and not entry.is_dir and not entry.is_submodule
 
 
-def write_context(tree: CommitTree, out: IO[bytes], *, dockerfile: str) -> int:
-    """Write the tar context of the tree to out; return the number of files written."""
+def _tar_bytes(size: int) -> int:
+    """What one member adds to the tar: a header block (two with a PAX header), the data."""
+    return 1024 + -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+
+
+def write_context(
+    tree: CommitTree, out: IO[bytes], *, dockerfile: str, max_bytes: int | None = None
+) -> int:
+    """Write the tar context of the tree to out; return the number of files written.
+
+    max_bytes bounds the tar (HOMEPORT_MAX_CONTEXT_BYTES): files are shared between paths
+    for free in git, so a small push can name far more data than any disk holds.
+    """
     ignore = DockerIgnore("")
     entry = tree.lookup(".dockerignore")
     # Only a regular file counts: a symlink's target would be read as patterns.
     if entry is not None and not (entry.is_dir or entry.is_submodule or entry.is_symlink):
-        raw = tree.read(entry)[:MAX_DOCKERIGNORE_BYTES]
+        raw = tree.read(entry, MAX_DOCKERIGNORE_BYTES)
         ignore = DockerIgnore(
             raw.decode("utf-8", "replace"), always_keep=(dockerfile, ".dockerignore")
         )
     mtime = tree.commit_time
     written_dirs: set[str] = set()
-    count = 0
+    count = total = 0
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for entry in tree.walk():
             if entry.is_dir or ignore.ignored(entry.path):
@@ -59,6 +71,13 @@ def write_context(tree: CommitTree, out: IO[bytes], *, dockerfile: str) -> int:
             if entry.is_submodule:
                 log.info("build context: skipping submodule %s", entry.path)
                 continue
+            total += _tar_bytes(entry.size)
+            if max_bytes is not None and total > max_bytes:
+                raise BuildError(
+                    f"the build context is over HOMEPORT_MAX_CONTEXT_BYTES "
+                    f"({show_size(max_bytes)}) at {entry.path}; leave large files out with "
+                    ".dockerignore or raise the limit"
+                )
             _add_parents(tar, entry.path, written_dirs, mtime)
             _add(tar, tree, entry, mtime)
             count += 1
@@ -79,13 +98,18 @@ def _add_parents(tar: tarfile.TarFile, path: str, written: set[str], mtime: int)
 
 
 def _add(tar: tarfile.TarFile, tree: CommitTree, entry: Entry, mtime: int) -> None:
-    data = tree.read(entry)
     info = _info(entry.path, mtime)
     if entry.is_symlink:
+        target = tree.read(entry, MAX_LINK_BYTES + 1)
+        if len(target) > MAX_LINK_BYTES:
+            raise BuildError(
+                f"the symlink {entry.path} points to a name longer than {MAX_LINK_BYTES} "
+                "bytes; shorten it or replace it with a regular file"
+            )
         info.type = tarfile.SYMTYPE
         info.mode = 0o777
         try:
-            info.linkname = data.decode("utf-8")
+            info.linkname = target.decode("utf-8")
         except UnicodeDecodeError:
             raise BuildError(
                 f"the symlink {entry.path} points to a name that is not UTF-8; "
@@ -94,15 +118,16 @@ def _add(tar: tarfile.TarFile, tree: CommitTree, entry: Entry, mtime: int) -> No
         tar.addfile(info)
         return
     info.mode = 0o755 if entry.is_executable else 0o644
-    info.size = len(data)
-    tar.addfile(info, io.BytesIO(data))
+    blob = tree.open(entry)
+    info.size = blob.size
+    tar.addfile(info, blob)
 
 
-def spool_context(tree: CommitTree, *, dockerfile: str) -> IO[bytes]:
+def spool_context(tree: CommitTree, *, dockerfile: str, max_bytes: int | None = None) -> IO[bytes]:
     """The tree's build context as a tar file object positioned at its start; caller closes."""
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
     try:
-        count = write_context(tree, spool, dockerfile=dockerfile)
+        count = write_context(tree, spool, dockerfile=dockerfile, max_bytes=max_bytes)
     except BaseException:
         spool.close()
         raise

@@ -20,7 +20,8 @@ import redis
 from dulwich.protocol import CAPABILITY_SIDE_BAND_64K, SIDE_BAND_CHANNEL_PROGRESS
 from dulwich.server import ReceivePackHandler
 
-from homeport import joblog, jobs, lifecycle
+from homeport import apps, joblog, jobs, lifecycle
+from homeport.commits import CommitTree
 from homeport.config import Settings
 from homeport.errors import HomeportError, kind_word
 from homeport.hooks import policy
@@ -65,6 +66,9 @@ class DeployingReceivePack(ReceivePackHandler):
                     f"'{settings.deploy_branch}' deploy"
                 )
             return None
+        blocked = self._check_commit(new)
+        if blocked:
+            return blocked
         try:
             submitted = lifecycle.submit_deploy(
                 settings,
@@ -80,6 +84,23 @@ class DeployingReceivePack(ReceivePackHandler):
             return f"deploy not queued ({kind_word(exc)}): {one_line(str(exc))}".encode()
         assert isinstance(submitted, lifecycle.Submitted)  # a push has no dedup keys
         return self._stream(submitted.job)
+
+    def _check_commit(self, commit: str) -> bytes | None:
+        """Refuse, before any job, what the build would refuse: big files, broken trees.
+
+        Kinds and sizes come from object headers, so this reads no file's contents.
+        """
+        settings = self.context.settings
+        path = apps.repo_path(settings.data_dir, self.app)
+        try:
+            with CommitTree(path, commit, max_blob_bytes=settings.max_blob_bytes) as tree:
+                for _entry in tree.walk():
+                    pass
+        except HomeportError as exc:
+            reason = one_line(str(exc))
+            self._say(f"-----> refused {commit[:12]}: {reason}")
+            return reason.encode()
+        return None
 
     @property
     def redis(self) -> redis.Redis:

@@ -30,15 +30,16 @@ _PATH = re.compile(r"^/([^/]*)\.git(/.*)?$")
 class AppBackend(Backend):
     """Maps '/<app>.git' to the app's bare repository; nothing else is reachable."""
 
-    def __init__(self, settings_data_dir: Path) -> None:
+    def __init__(self, settings_data_dir: Path, max_blob_bytes: int) -> None:
         super().__init__()
         self.data_dir = settings_data_dir
+        self.max_blob_bytes = max_blob_bytes
 
     def open_repository(self, path: str | bytes) -> Repo:
         text = path.decode() if isinstance(path, bytes) else str(path)
         name = text.strip("/").removesuffix(".git")
         try:
-            return apps.open_repo(self.data_dir, name)
+            return apps.open_repo(self.data_dir, name, max_blob_bytes=self.max_blob_bytes)
         except (apps.AppNameError, NotFound) as exc:
             raise NotGitRepository(str(exc)) from exc
 
@@ -60,7 +61,8 @@ def git_app(context: PushContext, token: str, throttle: Throttle) -> WSGIApp:
     settings = context.settings
     handlers: dict[bytes, Callable[..., Any]] = dict(DEFAULT_HANDLERS)
     handlers[b"git-receive-pack"] = handler_for(context)
-    dulwich_app = make_wsgi_chain(AppBackend(settings.data_dir), handlers=handlers)
+    backend = AppBackend(settings.data_dir, settings.max_blob_bytes)
+    dulwich_app = make_wsgi_chain(backend, handlers=handlers)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         password = basic_password(environ.get("HTTP_AUTHORIZATION"))

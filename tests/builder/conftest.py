@@ -53,6 +53,8 @@ def build(services: str) -> Build:
             "build_memory": BUILD_MEMORY,
             "timeout": 120.0,
             "emit": Recorder(),
+            "max_blob_bytes": 256 * 1024**2,
+            "max_context_bytes": 1024**3,
         }
         kwargs.update(overrides)
         return build_and_push(**kwargs)

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from homeport.builder import BuildError, BuiltImage, RegistryError
+from homeport.commits import TreeError
 from homeport.manifest import parse_manifest
 from homeport.registry import MANIFEST_TYPES, prune
 from tests.builder.support import REGISTRY, Build, Recorder, dockerfile, registry_tags
@@ -421,3 +422,20 @@ def test_old_local_images_are_removed(git_app: GitApp, app_name: str, build: Bui
 
     assert [exists(image.tag) for image in built] == [False, False, True]
     assert remove_old_images(REGISTRY, app_name, {built[-1].digest}) == []
+
+
+def test_a_file_over_the_blob_limit_fails_before_the_build(
+    git_app: GitApp, app_name: str, build: Build
+) -> None:
+    """HOMEPORT_MAX_BLOB_BYTES fails the build naming the file; nothing reaches the registry."""
+    commit = git_app.commit(
+        {"Dockerfile": dockerfile("COPY . /www"), "videos/intro.mp4": bytes(300 * 1024)}
+    )
+    emitted = Recorder()
+    with pytest.raises(TreeError) as caught:
+        build(git_app.bare, app_name, commit, max_blob_bytes=256 * 1024, emit=emitted)
+    assert str(caught.value).startswith(
+        "videos/intro.mp4 is 300 KB, over HOMEPORT_MAX_BLOB_BYTES (256 KB)"
+    )
+    assert not any("Step 1/" in line for line in emitted.lines)
+    assert registry_tags(app_name) == []

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.gitwork import WorkTree
 from tests.support.servers import Homeport
@@ -258,3 +261,60 @@ def test_client_disconnect_leaves_the_deploy_running(homeport: Homeport, work: W
     job = homeport.api("GET", "/api/apps/blog/jobs").json()["jobs"][0]
     assert homeport.wait_job("blog", job["id"])["status"] == "succeeded"
     assert _remote_head(homeport, "blog") == commit
+
+
+@pytest.fixture
+def small_blobs(tmp_path: Path, redis_url: str) -> Iterator[Homeport]:
+    """A receiver with a 64 KB file limit and no workers: nothing may get as far as a job."""
+    hp = Homeport(
+        data_dir=tmp_path / "data",
+        redis_url=redis_url,
+        extra_env={"HOMEPORT_MAX_BLOB_BYTES": "64k"},
+    ).start(workers=0)
+    yield hp
+    hp.stop()
+
+
+def test_a_file_over_the_blob_limit_is_refused_at_push_time(
+    small_blobs: Homeport, work: WorkTree
+) -> None:
+    """The deploy branch refuses a big file with the reason before any job is queued."""
+    work.write("videos/intro.mp4", bytes(100 * 1024))
+    work.commit("video")
+    app = f"v{uuid.uuid4().hex[:8]}"
+    result = work.push(small_blobs.remote(app))
+    reason = (
+        "videos/intro.mp4 is 100 KB, over HOMEPORT_MAX_BLOB_BYTES (64 KB); remove it from "
+        "the commit or raise the limit"
+    )
+    assert result.returncode != 0
+    assert f"! [remote rejected] main -> main ({reason})" in result.stderr
+    assert "remote: -----> refused" in result.stderr
+    assert _remote_head(small_blobs, app) is None
+    assert small_blobs.api("GET", f"/api/apps/{app}/jobs").json()["jobs"] == []
+
+
+def test_other_branches_store_big_files(small_blobs: Homeport, work: WorkTree) -> None:
+    """Only the deploy branch is built, so only it is held to the file limit."""
+    work.write("videos/intro.mp4", bytes(100 * 1024))
+    commit = work.commit("video")
+    app = f"v{uuid.uuid4().hex[:8]}"
+    result = work.push(small_blobs.remote(app), "main:feature")
+    assert result.returncode == 0, result.stderr
+    assert _remote_head(small_blobs, app, "refs/heads/feature") == commit
+
+
+def test_a_tree_nested_too_deep_is_refused_at_push_time(
+    small_blobs: Homeport, work: WorkTree
+) -> None:
+    """A commit nested deeper than the limit is rejected naming it, not crashing a worker."""
+    work.write("/".join(["d"] * 201) + "/leaf.txt", "deep")
+    work.commit("deep")
+    app = f"n{uuid.uuid4().hex[:8]}"
+    result = work.push(small_blobs.remote(app))
+    assert result.returncode != 0
+    assert "! [remote rejected] main -> main (the commit's directories are nested deeper " in (
+        result.stderr
+    )
+    assert "than 200 levels" in result.stderr
+    assert _remote_head(small_blobs, app) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from pathlib import Path
 
 import httpx
@@ -244,3 +245,38 @@ def test_clone_url_credentials_never_show(homeport: Homeport) -> None:
     listing = homeport.api("GET", "/api/apps/blog/jobs").text
     for text in (str(job), log, listing):
         assert "hunter2-secret" not in text
+
+
+def test_a_fetched_file_over_the_blob_limit_fails_the_job(
+    tmp_path: Path, redis_url: str, docker_services: str, apps_namespace: str
+) -> None:
+    """A webhook commit is not checked at push time: its job fails naming file and setting."""
+    from tests.support.cluster import KUBECONFIG
+
+    hp = Homeport(
+        data_dir=tmp_path / "data",
+        redis_url=redis_url,
+        extra_env={
+            "HOMEPORT_KUBECONFIG": str(KUBECONFIG),
+            "HOMEPORT_NAMESPACE": apps_namespace,
+            "HOMEPORT_MAX_BLOB_BYTES": "64k",
+            "HOMEPORT_ALLOW_FILE_URLS": "true",
+        },
+    ).start(workers=1)
+    try:
+        work = WorkTree(tmp_path / "source")
+        work.write("videos/intro.mp4", bytes(100 * 1024))
+        commit = work.commit("video")
+        app = f"w{uuid.uuid4().hex[:8]}"
+        body = json.dumps(payload(f"file://{work.path}", commit, name=app)).encode()
+        response = github(hp, body, delivery=f"d-{app}")
+        assert response.status_code == 202, response.text
+        job = hp.wait_job(app, response.json()["job"])
+        assert job["status"] == "failed"
+        assert job["reason"] == (
+            "videos/intro.mp4 is 100 KB, over HOMEPORT_MAX_BLOB_BYTES (64 KB); remove it from "
+            "the commit or raise the limit"
+        )
+        assert hp.api("GET", f"/api/apps/{app}/releases").json()["releases"] == []
+    finally:
+        hp.stop()
