@@ -243,6 +243,7 @@ def claim(settings: Settings, conn: redis.Redis, app: str) -> jobs.Job | None:
 def hand_over(settings: Settings, conn: redis.Redis, app: str) -> None:
     """A runner ends: queue the next one if work arrived meanwhile."""
     with queue.locked(conn, app):
+        queue.runner_ended(conn, app)
         if jobs.has_queued(settings.data_dir, app):
             queue.enqueue_runner(settings, conn, app)
         else:

@@ -131,6 +131,11 @@ def forget_runner(conn: redis.Redis, app: str) -> None:
     conn.delete(_runner_key(app), _beat_key(app), _pid_key(app))
 
 
+def runner_ended(conn: redis.Redis, app: str) -> None:
+    """The runner's process is done: its heartbeat and process id no longer apply."""
+    conn.delete(_beat_key(app), _pid_key(app))
+
+
 def kill_stuck_runner(conn: redis.Redis, app: str) -> bool:
     """Kill the app's runner process if it runs on this host without a heartbeat.
 
