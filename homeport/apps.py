@@ -15,7 +15,7 @@ from homeport.errors import HomeportError, NotFound
 # App names become Kubernetes object names, registry repositories and directory names:
 # a DNS-1123 label, capped at 40 so that "<app>-v<N>" Secrets stay inside 63 characters.
 MAX_APP_NAME = 40
-_APP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_APP_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 class AppNameError(HomeportError):
@@ -24,7 +24,7 @@ class AppNameError(HomeportError):
 
 def check_app_name(name: str) -> str:
     """Return the name, or raise AppNameError saying what is allowed."""
-    if len(name) > MAX_APP_NAME or not _APP_NAME.match(name):
+    if len(name) > MAX_APP_NAME or not _APP_NAME.fullmatch(name):
         shown = name if len(name) <= 60 else name[:60] + "..."
         raise AppNameError(
             f"app name {shown!r} is not allowed: use at most {MAX_APP_NAME} lower-case letters, "

@@ -18,7 +18,7 @@ from dulwich.repo import Repo
 
 from homeport.errors import NotFound, StageError
 
-_HEX_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_HEX_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 # A hostile pack can hold tree entries that git itself would refuse to check out; none of
 # these may reach a tar stream, where they would name a path outside the build context.
 _BAD_NAMES = {b"", b".", b"..", b".git"}
@@ -73,7 +73,7 @@ class CommitTree:
     """The tree of one commit of a bare repository; use as a context manager."""
 
     def __init__(self, repo_path: Path, commit: str) -> None:
-        if not _HEX_SHA.match(commit):
+        if not _HEX_SHA.fullmatch(commit):
             raise NotFound(f"{commit!r} is not a full commit id; pass the 40-hex-digit sha")
         try:
             self._repo = Repo(str(repo_path))

@@ -15,15 +15,15 @@ from typing import Any
 
 from homeport.errors import ConfigError
 
-_SIZE = re.compile(r"^(\d+)\s*([kmg]i?b?|b)?$", re.IGNORECASE)
+_SIZE = re.compile(r"(\d+)\s*([kmg]i?b?|b)?", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-_BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,100}$")
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_BRANCH = re.compile(r"[A-Za-z0-9._/-]{1,100}")
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def parse_size(text: str) -> int:
     """'512m', '1GiB', '4096' -> bytes."""
-    match = _SIZE.match(text.strip())
+    match = _SIZE.fullmatch(text.strip())
     if not match:
         raise ValueError(f"{text!r} is not a size (use e.g. 1048576, 512k, 64m or 2g)")
     unit = (match.group(2) or "").lower()[:1]
@@ -32,7 +32,12 @@ def parse_size(text: str) -> int:
 
 def _listen(text: str) -> str:
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if (
+        not sep
+        or not host
+        or not (port.isascii() and port.isdigit())
+        or not 0 <= int(port) <= 65535
+    ):
         raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:8080)")
     return text
 
@@ -54,13 +59,13 @@ def _positive_int(text: str) -> int:
 
 
 def _branch(text: str) -> str:
-    if not _BRANCH.match(text) or ".." in text or text.startswith(("/", "-")):
+    if not _BRANCH.fullmatch(text) or ".." in text or text.startswith(("/", "-")):
         raise ValueError(f"{text!r} is not a branch name")
     return text
 
 
 def _namespace(text: str) -> str:
-    if not _LABEL.match(text):
+    if not _LABEL.fullmatch(text):
         raise ValueError(f"{text!r} is not a Kubernetes namespace name (lower-case DNS label)")
     return text
 

@@ -35,6 +35,9 @@ def test_defaults() -> None:
         ("HOMEPORT_ALLOW_FILE_URLS", "maybe"),
         ("HOMEPORT_NAMESPACE", "Apps"),
         ("HOMEPORT_DEPLOY_BRANCH", "../x"),
+        ("HOMEPORT_DEPLOY_BRANCH", "main\n"),
+        ("HOMEPORT_NAMESPACE", "apps\n"),
+        ("HOMEPORT_LISTEN", "127.0.0.1:\uff18\uff10"),  # full-width digits
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

@@ -38,7 +38,7 @@ _PROGRESS_INTERVAL = 1.0
 # that says nothing for this long is treated as unreachable.
 _API_TIMEOUT = 120
 
-_RUNNING_IN = re.compile(r"^ ---> Running in ([0-9a-f]{6,64})$")
+_RUNNING_IN = re.compile(r" ---> Running in ([0-9a-f]{6,64})")
 _EXIT_CODE = re.compile(r"returned a non-zero code: (\d+)")
 _UNREACHABLE = (
     "connection refused",
@@ -111,7 +111,7 @@ class _BuildProgress:
             for line in self.lines.feed(str(chunk["stream"])):
                 if line.startswith("Step "):
                     self.step = line
-                match = _RUNNING_IN.match(line)
+                match = _RUNNING_IN.fullmatch(line)
                 if match:
                     self.container = match.group(1)
         elif "error" in chunk:

@@ -67,7 +67,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(ch))
         i += 1
-    out.append("$")
+    out.append(r"\Z")
     return re.compile("".join(out), re.DOTALL)
 
 
@@ -94,7 +94,7 @@ class DockerIgnore:
                     f"({exc.msg}); fix it and push again"
                 ) from None
         for path in always_keep:
-            patterns.append(_Pattern(re.compile("^" + re.escape(path) + "$"), True))
+            patterns.append(_Pattern(re.compile(re.escape(path) + r"\Z"), True))
         self._patterns = tuple(patterns)
 
     def __bool__(self) -> bool:

@@ -18,13 +18,13 @@ from homeport.deployer.kube import Conflict, Kube
 MASK = "********"
 # Secrets hold at most 1 MiB; a config value is an env var, far below that.
 MAX_VALUE_BYTES = 64 * 1024
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TRIES = 5
 
 
 def _check(values: Mapping[str, str]) -> None:
     for key, value in values.items():
-        if not _ENV_NAME.match(key):
+        if not _ENV_NAME.fullmatch(key):
             raise ValueError(f"{key!r} is not an env variable name (letters, digits, _)")
         if len(value.encode()) > MAX_VALUE_BYTES:
             raise ValueError(f"the value of {key} is over {MAX_VALUE_BYTES // 1024} KiB")

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # Kubernetes quantities as homeport.toml may spell them: "256Mi", "1G", "500m", "0.5".
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,12 @@ class RunSpec:
         if not 1 <= self.health_timeout <= 3600:
             raise ValueError(f"health_timeout {self.health_timeout} is not between 1 and 3600 s")
         for name, value in (("memory", self.memory), ("cpu", self.cpu)):
-            if value is not None and not _QUANTITY.match(value):
+            if value is not None and not _QUANTITY.fullmatch(value):
                 raise ValueError(f"{name} {value!r} is not a quantity (e.g. 256Mi or 500m)")
         if self.health_path is not None and not self.health_path.startswith("/"):
             raise ValueError(f"health path {self.health_path!r} must start with /")
         for key in self.env:
-            if not _ENV_NAME.match(key):
+            if not _ENV_NAME.fullmatch(key):
                 raise ValueError(f"env name {key!r} is not a valid variable name")
 
     def to_dict(self) -> dict[str, Any]:
