@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import redis
 from starlette.applications import Starlette
@@ -24,6 +25,9 @@ from homeport.receiver.state import State
 
 log = logging.getLogger(__name__)
 
+# The one route a signature may reach without the token: POST /api/apps/{app}/rollback.
+_ROLLBACK_PATH = re.compile(r"/api/apps/[^/]+/rollback")
+
 
 async def healthz(request: Request) -> Response:
     return JSONResponse({"ok": True})
@@ -38,9 +42,13 @@ class ApiAuth:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/api/"):
             request = Request(scope)
-            # A signed rollback is checked by its route, against the body it signs.
-            signed_rollback = scope["path"].endswith("/rollback") and (
-                releases_api.SIGNATURE_HEADER in request.headers
+            # A signed rollback is checked by its route, against the body it signs. Only that
+            # exact route is exempt: any other path would answer without the token, and its
+            # errors would tell a stranger which apps exist.
+            signed_rollback = (
+                scope["method"] == "POST"
+                and _ROLLBACK_PATH.fullmatch(scope["path"]) is not None
+                and releases_api.SIGNATURE_HEADER in request.headers
             )
             if not signed_rollback and not api.authorized(request):
                 await api.unauthorized()(scope, receive, send)

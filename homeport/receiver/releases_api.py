@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -18,11 +17,13 @@ from starlette.responses import JSONResponse, Response
 from homeport import apps, jobs, queue, releases
 from homeport.errors import HomeportError
 from homeport.receiver.api import authorized, existing_app, state_of
-from homeport.receiver.state import read_capped
+from homeport.receiver.state import BadJSON, parse_json, read_capped
 
 SIGNATURE_HEADER = "x-homeport-signature-256"
 # A rollback body is at most {"version": N}: anything larger is not one.
 MAX_ROLLBACK_BODY = 4096
+# Release numbers are SQLite integers (64-bit); a larger number cannot name one.
+MAX_VERSION = 2**63 - 1
 
 
 def signed(request: Request, body: bytes) -> bool:
@@ -59,11 +60,13 @@ async def rollback(request: Request) -> Response:
     version: int | None = None
     if body.strip():
         try:
-            data: Any = json.loads(body)
-        except ValueError:
-            return _error(400, 'the body is not JSON; send {} or {"version": N}')
+            data: Any = parse_json(body)
+        except BadJSON as exc:
+            return _error(400, f'{exc}; send {{}} or {{"version": N}}')
         raw = data.get("version") if isinstance(data, dict) else "bad"
-        if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int) or raw < 1):
+        if raw is not None and (
+            isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_VERSION
+        ):
             return _error(400, "version must be a release number (a positive integer)")
         version = raw
     settings = state_of(request).settings
@@ -123,9 +126,9 @@ async def config(request: Request) -> Response:
     if body is None:
         return _error(413, "body over 256 KiB")
     try:
-        data = json.loads(body or b"{}")
-    except ValueError:
-        return _error(400, 'the body is not JSON; send {"set": {"KEY": "value"}, "unset": ["KEY"]}')
+        data = parse_json(body or b"{}")
+    except BadJSON as exc:
+        return _error(400, f'{exc}; send {{"set": {{"KEY": "value"}}, "unset": ["KEY"]}}')
     if not isinstance(data, dict):
         return _error(400, 'send {"set": {"KEY": "value"}, "unset": ["KEY"]}')
     to_set = data.get("set") or {}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -17,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from homeport import apps, db, jobs, queue, sources
-from homeport.receiver.state import State, read_capped
+from homeport.receiver.state import State, parse_json, read_capped
 
-_SHA = re.compile(r"^[0-9a-f]{40}$")
+_SHA = re.compile(r"[0-9a-f]{40}")
 # Delivery ids come from the sender and are stored: bound their length and alphabet.
-_DELIVERY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_DELIVERY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 ZERO = "0" * 40
 
 
@@ -77,7 +76,7 @@ def _delivery(provider: str, headers: Any) -> str | None:
         raw = headers.get("idempotency-key") or headers.get("x-gitlab-event-uuid")
     if raw is None:
         return None
-    if not _DELIVERY.match(raw):
+    if not _DELIVERY.fullmatch(raw):
         raise BadPayload("the delivery id header is malformed")
     return f"{provider}:{raw}"
 
@@ -109,7 +108,7 @@ def parse_push(provider: str, payload: Any) -> Push:
         before=_str(payload, "before") if "before" in payload else ZERO,
         after=_str(payload, "after"),
     )
-    if not _SHA.match(push.after) or not _SHA.match(push.before):
+    if not _SHA.fullmatch(push.after) or not _SHA.fullmatch(push.before):
         raise BadPayload("before/after in the payload are not 40-character commit ids")
     return push
 
@@ -142,13 +141,13 @@ async def receive(request: Request) -> JSONResponse:
         return _answer(202, ignored=f"event {event!r} does not deploy")
     try:
         delivery = _delivery(provider, request.headers)
-        push = parse_push(provider, json.loads(body))
+        push = parse_push(provider, parse_json(body))
         app = request.query_params.get("app") or push.repository.lower()
         apps.check_app_name(app)
         sources.check_clone_url(push.clone_url, settings.allow_file_urls)
     except (ValueError, apps.AppNameError, sources.SourceError) as exc:
-        # json's errors are ValueErrors too; the message never echoes the body.
-        message = str(exc) if not isinstance(exc, json.JSONDecodeError) else "malformed JSON"
+        # Every message here is homeport's own; none echoes the body.
+        message = str(exc)
         if isinstance(exc, apps.AppNameError):
             message += "; or name the app with ?app=NAME on the webhook URL"
         return _answer(400, error=message)

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from homeport.receiver.webhooks import verify
+from homeport.receiver.webhooks import BadPayload, _delivery, parse_push, verify
 from tests.support.gitwork import WorkTree
 from tests.support.servers import WEBHOOK_SECRET, Homeport
 
@@ -258,3 +259,39 @@ def test_clone_url_credentials_never_show(homeport: Homeport) -> None:
     listing = homeport.api("GET", "/api/apps/blog/jobs").text
     for text in (str(job), log, listing):
         assert "hunter2-secret" not in text
+
+
+def test_names_with_a_trailing_newline_are_refused(receiver: Homeport) -> None:
+    """?app=evil%0A is refused with 400 and creates no app, no job and no directory."""
+    body = json.dumps(_payload("http://127.0.0.1:1/x.git", "a" * 40)).encode()
+    response = _github(receiver, body, query="?app=evil%0A")
+    assert response.status_code == 400, response.text
+    assert "is not allowed" in response.json()["error"]
+    assert receiver.api("GET", "/api/apps").json() == {"apps": []}
+    assert not (receiver.data_dir / "repos").exists() or not any(
+        (receiver.data_dir / "repos").iterdir()
+    )
+
+
+def test_ids_must_match_whole() -> None:
+    """Commit ids and delivery ids with a trailing newline are malformed."""
+    good = _payload("http://h/x.git", "a" * 40)
+    assert parse_push("github", good).after == "a" * 40
+    for field in ("after", "before"):
+        with pytest.raises(BadPayload, match="40-character commit ids"):
+            parse_push("github", {**good, field: "a" * 40 + "\n"})
+    with pytest.raises(BadPayload, match="delivery id"):
+        _delivery("gitea", {"x-gitea-delivery": "d-1\n"})
+    assert _delivery("gitea", {"x-gitea-delivery": "d-1"}) == "gitea:d-1"
+
+
+def test_deeply_nested_bodies_are_400(receiver: Homeport) -> None:
+    """A signed body of 3,000 '[' or of deeply nested objects is 400, not a crash."""
+    for body in (
+        b"[" * 3000,
+        b'{"a":' * 3000 + b"1" + b"}" * 3000,
+        b'{"a":' * 40 + b"1" + b"}" * 40,
+    ):
+        response = _github(receiver, body, delivery=None)
+        assert response.status_code == 400, response.text
+        assert "nests deeper than" in response.json()["error"]
