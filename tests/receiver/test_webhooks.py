@@ -295,3 +295,15 @@ def test_deeply_nested_bodies_are_400(receiver: Homeport) -> None:
         response = _github(receiver, body, delivery=None)
         assert response.status_code == 400, response.text
         assert "nests deeper than" in response.json()["error"]
+
+
+def test_clone_urls_that_are_not_http_are_refused(receiver: Homeport) -> None:
+    """ssh, scp syntax, paths, ext:: and an http URL dulwich would read as ssh are 400."""
+    for n, url in enumerate(
+        ["http://h:99999/r.git", "ssh://h/r.git", "git@host:x", "/abs/path", "ext::sh -c x"]
+    ):
+        body = json.dumps(_payload(url, "a" * 40)).encode()
+        response = _github(receiver, body, delivery=f"u-{n}")
+        assert response.status_code == 400, (url, response.text)
+        assert "homeport fetches http(s) URLs" in response.json()["error"]
+    assert _jobs(receiver) == []
