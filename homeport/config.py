@@ -58,6 +58,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+# Below this a job's log would keep too few lines of its start and end to be useful.
+MIN_LOG_BYTES = 64 * 1024
+
+
+def _log_size(text: str) -> int:
+    size = parse_size(text)
+    if size < MIN_LOG_BYTES:
+        raise ValueError(f"{text!r} is too small to keep a useful log (use at least 64k)")
+    return size
+
+
 def _branch(text: str) -> str:
     if not _BRANCH.fullmatch(text) or ".." in text or text.startswith(("/", "-")):
         raise ValueError(f"{text!r} is not a branch name")
@@ -108,6 +119,8 @@ class Settings:
     """Largest pack a push may send (dulwich receive.maxInputSize)."""
     max_webhook_bytes: int = 1024**2
     """Largest webhook body; bigger ones get 413 before any other work."""
+    max_log_bytes: int = 10 * 1024**2
+    """Output kept per job: its start and its end, with a note on what was left out."""
     allow_file_urls: bool = False
     """Let webhooks fetch from file:// clone URLs (tests and local mirrors only)."""
     build_memory: int = 2 * 1024**3
@@ -116,6 +129,14 @@ class Settings:
     """Releases per app whose images and Secrets are kept for rollback."""
     rollback_on_failure: bool = True
     """Roll back automatically when a new release does not become ready."""
+
+    @property
+    def job_wait(self) -> float:
+        """Seconds a push or a followed log waits for a job: its timeout plus a margin.
+
+        The margin covers time in the queue and a dead worker's job being noticed.
+        """
+        return self.job_timeout + max(5, self.job_timeout // 10)
 
     @property
     def host(self) -> str:
@@ -162,6 +183,7 @@ class Settings:
             "job_timeout": _positive_int,
             "max_push_bytes": parse_size,
             "max_webhook_bytes": parse_size,
+            "max_log_bytes": _log_size,
             "allow_file_urls": _bool,
             "build_memory": parse_size,
             "keep_releases": _positive_int,

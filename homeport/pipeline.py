@@ -57,7 +57,9 @@ def settle_releases(settings: Settings, conn: redis.Redis) -> None:
 
 def output_for(settings: Settings, job: jobs.Job) -> joblog.JobLog:
     return joblog.JobLog(
-        joblog.log_path(settings.data_dir, job.app, job.id), joblog.Masker(settings.secrets())
+        joblog.log_path(settings.data_dir, job.app, job.id),
+        joblog.Masker(settings.secrets()),
+        settings.max_log_bytes,
     )
 
 

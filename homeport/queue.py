@@ -122,7 +122,8 @@ def submit(settings: Settings, conn: redis.Redis, app: str) -> None:
 def _fail_orphans(settings: Settings, app: str) -> None:
     reason = "the worker stopped while this job ran; push again to retry"
     for job_id in jobs.fail_running(settings.data_dir, app, reason):
-        joblog.JobLog(joblog.log_path(settings.data_dir, app, job_id)).write(f"-----> {reason}")
+        path = joblog.log_path(settings.data_dir, app, job_id)
+        joblog.JobLog(path, max_bytes=settings.max_log_bytes).write(f"-----> {reason}")
 
 
 def recover(settings: Settings, conn: redis.Redis) -> None:

@@ -22,6 +22,8 @@ def test_defaults() -> None:
     )
     assert s.redis_url is None and s.queue_url.startswith("unix://")
     assert s.max_webhook_bytes == 1024 * 1024
+    assert s.max_log_bytes == 10 * 1024 * 1024
+    assert s.job_wait == 1800 + 180  # the job timeout plus a margin
 
 
 @pytest.mark.parametrize(
@@ -32,6 +34,7 @@ def test_defaults() -> None:
         ("HOMEPORT_WORKERS", "0"),
         ("HOMEPORT_WORKERS", "many"),
         ("HOMEPORT_MAX_PUSH_BYTES", "lots"),
+        ("HOMEPORT_MAX_LOG_BYTES", "1k"),
         ("HOMEPORT_ALLOW_FILE_URLS", "maybe"),
         ("HOMEPORT_NAMESPACE", "Apps"),
         ("HOMEPORT_DEPLOY_BRANCH", "../x"),

@@ -89,7 +89,9 @@ class DeployingReceivePack(ReceivePackHandler):
         self._say(f"-----> Queued deploy {job.id} of {job.app}@{job.commit[:12]}")
         path = joblog.log_path(settings.data_dir, job.app, job.id)
         try:
-            for line in joblog.follow(path, lambda: jobs.is_ended(settings.data_dir, job.id)):
+            for line in joblog.follow(
+                path, lambda: jobs.is_ended(settings.data_dir, job.id), timeout=settings.job_wait
+            ):
                 self._say(line)
         except OSError:
             log.info("client left during the deploy of %s; the job goes on", job.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -259,3 +260,48 @@ def test_client_disconnect_leaves_the_deploy_running(homeport: Homeport, work: W
     job = homeport.api("GET", "/api/apps/blog/jobs").json()["jobs"][0]
     assert homeport.wait_job("blog", job["id"])["status"] == "succeeded"
     assert _remote_head(homeport, "blog") == commit
+
+
+def test_a_push_waits_no_longer_than_the_job_timeout(
+    start_receiver: Callable[..., Homeport], work: WorkTree
+) -> None:
+    """With no worker to run its deploy, a push ends after the job timeout plus a margin."""
+    receiver = start_receiver(HOMEPORT_JOB_TIMEOUT="1")
+    work.commit("first", **{"a.txt": "a"})
+    start = time.monotonic()
+    result = work.push(receiver.remote("blog"))
+    assert 6 <= time.monotonic() - start < 30
+    assert result.returncode != 0
+    assert "remote: -----> stopped waiting after 6s (HOMEPORT_JOB_TIMEOUT" in result.stderr
+    assert _remote_head(receiver, "blog") is None  # main moves only when a deploy went live
+    job = receiver.api("GET", "/api/apps/blog/jobs").json()["jobs"][0]
+    assert job["status"] == "queued"  # the job itself is left to run when a worker comes
+
+
+def test_a_build_that_prints_without_end_keeps_the_start_and_end(
+    homeport: Homeport, work: WorkTree
+) -> None:
+    """With HOMEPORT_MAX_LOG_BYTES the job's log keeps its start and end, and stays that small."""
+    import uuid
+
+    homeport.stop_workers()
+    homeport.extra_env["HOMEPORT_MAX_LOG_BYTES"] = "64k"
+    homeport.start_workers(2)
+    work.commit(
+        "loud",
+        Dockerfile=f"FROM homeport-base:busybox\nRUN echo {uuid.uuid4().hex} && seq 1 60000\n"
+        'COPY . /www\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n',
+    )
+    result = work.push(homeport.remote("blog"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    job = homeport.api("GET", "/api/apps/blog/jobs").json()["jobs"][0]
+    lines = homeport.api("GET", f"/api/apps/blog/jobs/{job['id']}/log").text.splitlines()
+    assert lines[0].startswith("-----> Building blog@")
+    assert sum("of output left out here" in line for line in lines) == 1
+    assert lines[-1].startswith("-----> done in")
+    assert "-----> blog v1 is live" in lines
+    path = homeport.data_dir / "logs" / "blog" / f"{job['id']}.log"
+    on_disk = path.stat().st_size + sum(
+        f.stat().st_size for f in path.with_suffix(".tail").iterdir()
+    )
+    assert on_disk <= 64 * 1024

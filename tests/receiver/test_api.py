@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
-from homeport import apps
+from homeport import apps, joblog, jobs
+from homeport.joblog import JobLog
 from tests.support.gitwork import WorkTree
 from tests.support.servers import TOKEN, WEBHOOK_SECRET, Homeport
 
@@ -95,3 +99,52 @@ def test_bad_config_bodies_are_400(receiver: Homeport) -> None:
         response = receiver.api("POST", "/api/apps/blog/config", content=body)
         assert response.status_code == 400, (body[:40], response.text)
         assert "send {" in response.json()["error"]
+
+
+def _queued_job(data_dir: Path, app: str = "blog") -> jobs.Job:
+    apps.create_repo(data_dir, app, "main")
+    return jobs.create(
+        data_dir,
+        app=app,
+        kind="deploy",
+        ref="refs/heads/main",
+        commit="a" * 40,
+        old_sha="0" * 40,
+        source="push",
+    )
+
+
+def test_a_capped_log_reads_back_its_start_and_end(receiver: Homeport) -> None:
+    """A log past its cap reads back as head, a note on what was left out, and tail."""
+    job = _queued_job(receiver.data_dir)
+    out = JobLog(joblog.log_path(receiver.data_dir, "blog", job.id), max_bytes=64 * 1024)
+    for i in range(20_000):
+        out.write(f"line {i}")
+    jobs.finish(receiver.data_dir, job.id, jobs.SUCCEEDED, "")
+    with httpx.stream(
+        "GET",
+        f"{receiver.url}/api/apps/blog/jobs/{job.id}/log",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ) as response:
+        assert response.status_code == 200
+        assert "content-length" not in response.headers  # streamed, not read whole
+        text = response.read().decode()
+    lines = text.splitlines()
+    assert lines[0] == "line 0" and lines[-1] == "line 19999"
+    assert sum("of output left out here" in line for line in lines) == 1
+    followed = receiver.api("GET", f"/api/apps/blog/jobs/{job.id}/log?follow=1").text
+    assert followed == text
+
+
+def test_follow_ends_after_the_job_timeout(start_receiver: Callable[..., Homeport]) -> None:
+    """?follow=1 on a job that never ends stops after the job timeout plus a margin."""
+    receiver = start_receiver(HOMEPORT_JOB_TIMEOUT="1")
+    job = _queued_job(receiver.data_dir)
+    JobLog(joblog.log_path(receiver.data_dir, "blog", job.id)).write("-----> queued")
+    start = time.monotonic()
+    text = receiver.api("GET", f"/api/apps/blog/jobs/{job.id}/log?follow=1").text
+    assert 6 <= time.monotonic() - start < 20
+    lines = text.splitlines()
+    assert lines[0] == "-----> queued"
+    assert lines[-1].startswith("-----> stopped waiting after 6s (HOMEPORT_JOB_TIMEOUT")
+    assert jobs.get(receiver.data_dir, job.id).status == jobs.QUEUED
