@@ -205,11 +205,10 @@ class Settings:
         """The configured token, else the stored one, else a new one stored with mode 0600."""
         if self.token:
             return self.token
+        stored = self.stored_token()
+        if stored:
+            return stored
         path = self.token_path
-        if path.exists():
-            stored = path.read_text().strip()
-            if stored:
-                return stored
         path.parent.mkdir(parents=True, exist_ok=True)
         token = secrets.token_urlsafe(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -223,6 +222,17 @@ class Settings:
         env.update({f"HOMEPORT_{k.upper()}": v for k, v in overrides.items()})
         return env
 
+    def stored_token(self) -> str | None:
+        """The token generated into DATA_DIR/token, if there is one."""
+        try:
+            return self.token_path.read_text().strip() or None
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
     def secrets(self) -> list[str]:
-        """Values that must never appear in output."""
-        return [s for s in (self.token, self.webhook_secret) if s]
+        """Values that must never appear in output.
+
+        The token counts whether it was given or generated: workers started by `homeport up`
+        are not told a generated one, so they read it from the data dir.
+        """
+        return [s for s in (self.token or self.stored_token(), self.webhook_secret) if s]

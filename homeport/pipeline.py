@@ -14,6 +14,7 @@ import redis
 from homeport import apps, joblog, jobs, queue, registry, releases, sources
 from homeport.builder.build import BuiltImage, build_and_push, remove_old_images
 from homeport.config import Settings
+from homeport.deployer import appconfig
 from homeport.deployer import deploy as deployer
 from homeport.deployer.spec import RunSpec
 from homeport.errors import HomeportError
@@ -98,6 +99,9 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
     # This is the app's only running job: a release still `deploying` was left by a worker
     # that died; settle it by what the cluster runs before starting another.
     deployer.reconcile(settings, job.app)
+    # The app's config values are secrets to the log before anything can print them: a
+    # build step or a failing rollout might.
+    out.masker.add(appconfig.values(settings, job.app))
     if job.kind == "rollback":
         version = job.params.get("version")
         rolled = deployer.rollback(

@@ -1,7 +1,8 @@
 """App env secrets (`homeport config set|unset|show`), kept in the Secret `<app>-config`.
 
 They are read at deploy time and merged over the manifest's [env] into the release's immutable
-Secret. Values never leave this module except into that Secret: `show` masks them.
+Secret. Values never leave this module except into that Secret and into a job's masker
+(`values`), which hides them in the job's output: `show` masks them.
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ def unset(settings: Settings, app: str, keys: Iterable[str]) -> list[str]:
         if kube.get("secrets", objects.config_secret_name(app)) is not None:
             _change(kube, app, {k: None for k in keys})
         return sorted(read(kube, app))
+
+
+def values(settings: Settings, app: str) -> list[str]:
+    """The app's config values, for masking them in output; never show them."""
+    with Kube(settings) as kube:
+        return list(read(kube, app).values())
 
 
 def show(settings: Settings, app: str) -> dict[str, str]:
