@@ -1,7 +1,7 @@
 """The one error hierarchy; every error a user can meet is a HomeportError.
 
 HomeportError
-├── ConfigError            bad HOMEPORT_* setting (config.py)
+├── ConfigError            bad HOMEPORT_* setting, or a data dir homeport cannot own (config.py)
 ├── AppNameError           app name is not a DNS-1123 label (apps.py)
 ├── ManifestError          broken homeport.toml (manifest.py)
 ├── SourceError            a webhook's clone URL homeport will not fetch (sources.py)
