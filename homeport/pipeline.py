@@ -12,7 +12,7 @@ import time
 import redis
 
 from homeport import apps, joblog, jobs, queue, registry, releases, sources
-from homeport.builder.build import BuiltImage, build_and_push, remove_old_images
+from homeport.builder.build import BuiltImage, build_and_push, image_tag, remove_old_images
 from homeport.config import Settings
 from homeport.deployer import appconfig
 from homeport.deployer import deploy as deployer
@@ -183,12 +183,30 @@ def _roll_out(
     return release.version
 
 
+def _pushed(settings: Settings, app: str) -> dict[str, set[str]]:
+    """Digests homeport pushed for the app, as its records say, with the tags it gave them."""
+    records = [(r.commit, r.image) for r in releases.history(settings.data_dir, app)]
+    records += jobs.pushed_images(settings.data_dir, app)
+    pushed: dict[str, set[str]] = {}
+    for commit, image in records:
+        if "@" in image:
+            pushed.setdefault(image.rpartition("@")[2], set()).add(image_tag(commit))
+    return pushed
+
+
 def _keep_releases(settings: Settings, app: str, out: joblog.JobLog) -> None:
-    """Drop images and Secrets of releases outside retention; never fails the deploy."""
+    """Drop images and Secrets of releases outside retention; never fails the deploy.
+
+    Only images homeport's records say it pushed are deleted: other tools may push to the
+    same registry repository, and their images are not homeport's to remove.
+    """
     try:
         keep = deployer.keep_digests(settings, app)
-        removed = registry.prune(settings.registry, app, keep)
-        untagged = remove_old_images(settings.registry, app, keep)
+        pushed = _pushed(settings, app)
+        removable = set(pushed) - keep
+        own_tags = set().union(*pushed.values())
+        removed = registry.prune(settings.registry, app, removable, own_tags)
+        untagged = remove_old_images(settings.registry, app, removable, own_tags)
     except HomeportError as exc:
         log.warning("retention of %s skipped: %s", app, exc)
         out.write(f"       (old images were not cleaned up: {exc})")
