@@ -228,3 +228,17 @@ def test_any_text_raises_only_manifest_error(text: str) -> None:
     except ManifestError:
         return
     assert Manifest.from_dict(json.loads(json.dumps(manifest.to_dict()))) == manifest
+
+
+def test_every_accepted_run_table_makes_a_run_spec() -> None:
+    """The limits of homeport.toml and of the deployer's RunSpec agree (replicas up to 100)."""
+    from homeport.deployer.spec import RunSpec
+
+    manifest = parse_manifest('[run]\nreplicas = 100\nmemory = "1.5Gi"\ncpu = "2"\nport = 65535')
+    spec = RunSpec(
+        port=manifest.run.port,
+        replicas=manifest.run.replicas,
+        memory=manifest.run.memory,
+        cpu=manifest.run.cpu,
+    )
+    assert spec.replicas == 100

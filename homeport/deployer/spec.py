@@ -28,8 +28,9 @@ class RunSpec:
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is not between 1 and 65535")
-        if not 0 <= self.replicas <= 50:
-            raise ValueError(f"replicas {self.replicas} is not between 0 and 50")
+        # The same range homeport.toml allows: a manifest that passed must not fail here.
+        if not 0 <= self.replicas <= 100:
+            raise ValueError(f"replicas {self.replicas} is not between 0 and 100")
         if not 1 <= self.health_timeout <= 3600:
             raise ValueError(f"health_timeout {self.health_timeout} is not between 1 and 3600 s")
         for name, value in (("memory", self.memory), ("cpu", self.cpu)):
