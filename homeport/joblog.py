@@ -125,8 +125,8 @@ class JobLog:
             previous = self._segment
             self._segment += self._segment_size
             self._segment_size = 0
-            # Only the newest two segments stay; a reader that has an older one open
-            # still reads it to its end.
+            # Only the newest two segments stay; a reader still behind them is told how
+            # much it missed.
             for start in _segments(self._tail):
                 if start < previous:
                     (self._tail / str(start)).unlink(missing_ok=True)
