@@ -15,15 +15,18 @@ import os
 import random
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from homeport.builder import build_and_push
 from homeport.manifest import Manifest
-from homeport.registry import prune
+from tests.support.registry import delete_repository
 
 REGISTRY = "127.0.0.1:5000"
 MEMORY = 1024**3
@@ -129,7 +132,7 @@ def main() -> None:
                         results[mode][name].append(_timed(lambda a=action, n=nocache: a(n)))
         finally:
             for name in (app, cli_app):
-                prune(REGISTRY, name, set())
+                delete_repository(name)
                 ids = subprocess.run(
                     ["docker", "images", "-q", f"{REGISTRY}/{name}"],
                     capture_output=True,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
+from dulwich import object_store as dulwich_object_store
 from dulwich.objects import ObjectID
 from dulwich.refs import Ref
 from dulwich.repo import Repo
@@ -16,7 +20,13 @@ from homeport.errors import InvalidInput, NotFound
 # App names become Kubernetes object names, registry repositories and directory names:
 # a DNS-1123 label, capped at 40 so that "<app>-v<N>" Secrets stay inside 63 characters.
 MAX_APP_NAME = 40
-_APP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_APP_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+# dulwich chmods the pack files it writes to PACK_MODE (0444), past the umask that keeps
+# everything else in the data dir private (homeport.datadir); read by the owner is all a pack
+# needs.
+dulwich_object_store.PACK_MODE = 0o400
 
 
 class AppNameError(InvalidInput):
@@ -25,7 +35,7 @@ class AppNameError(InvalidInput):
 
 def check_app_name(name: str) -> str:
     """Return the name, or raise AppNameError saying what is allowed."""
-    if len(name) > MAX_APP_NAME or not _APP_NAME.match(name):
+    if len(name) > MAX_APP_NAME or not _APP_NAME.fullmatch(name):
         shown = name if len(name) <= 60 else name[:60] + "..."
         raise AppNameError(
             f"app name {shown!r} is not allowed: use at most {MAX_APP_NAME} lower-case letters, "
@@ -59,24 +69,26 @@ def open_repo(
 def create_repo(data_dir: Path, app: str, branch: str) -> Repo:
     """Create the app's bare repository if missing (the first push creates the app).
 
-    HEAD names the deploy branch, so a clone checks out what is live.
+    HEAD names the deploy branch, so a clone checks out what is live. Safe to call from
+    several requests and processes at once: all of them get the one repository.
     """
     path = repo_path(data_dir, app)
     if (path / "objects").is_dir():
         return packs.open_repo(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Create under a temporary name and rename, so that a half-made repo is never served.
-    tmp = path.with_name(f".{path.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    repo = Repo.init_bare(str(tmp))
-    repo.refs.set_symbolic_ref(Ref(b"HEAD"), Ref(f"refs/heads/{branch}".encode()))
-    repo.close()
+    # Made whole in a directory of its own and renamed into place: a half-made repository is
+    # never served, and of two first pushes the second rename fails, leaving the first's.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        tmp.rename(path)
-    except OSError:
-        # Another request created it first.
+        repo = Repo.init_bare(str(tmp))
+        repo.refs.set_symbolic_ref(Ref(b"HEAD"), Ref(f"refs/heads/{branch}".encode()))
+        repo.close()
+        try:
+            os.rename(tmp, path)
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return packs.open_repo(path)
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from homeport.config import Settings
+from homeport.datadir import make_private
 from homeport.errors import Conflict, HomeportError, InvalidInput, NotFound, TooLarge, Unavailable
 
 
@@ -162,6 +163,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "up":
         from homeport.server import up
 
+        make_private(settings.data_dir)
         up(settings, settings.resolve_token(), _say)
         return 0
     if args.command == "serve":
@@ -170,11 +172,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         check_listen(settings)
         if not settings.redis_url:
             raise UsageError("homeport serve needs HOMEPORT_REDIS_URL; or use homeport up")
+        make_private(settings.data_dir)
         serve(settings, settings.resolve_token())
         return 0
     if args.command == "worker":
         from homeport.worker import run
 
+        # `homeport up` or `serve` fixed what was there; what this worker creates is private.
+        make_private(settings.data_dir, fix_existing=False)
         run(settings, burst=args.burst, exit_with_parent=args.exit_with_parent)
         return 0
     client = ApiClient(settings)

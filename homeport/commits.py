@@ -26,7 +26,7 @@ from homeport import gitcli
 from homeport.config import show_size
 from homeport.errors import NotFound, StageError
 
-_HEX_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_HEX_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 # A hostile pack can hold tree entries that git itself would refuse to check out; none of
 # these may reach a tar stream, where they would name a path outside the build context.
 _BAD_NAMES = {b"", b".", b"..", b".git"}
@@ -254,7 +254,7 @@ class CommitTree:
     """
 
     def __init__(self, repo_path: Path, commit: str, *, max_blob_bytes: int | None = None) -> None:
-        if not _HEX_SHA.match(commit):
+        if not _HEX_SHA.fullmatch(commit):
             raise NotFound(f"{commit!r} is not a full commit id; pass the 40-hex-digit sha")
         if not (repo_path / "objects").is_dir():
             raise NotFound(f"no git repository at {repo_path}")
@@ -286,7 +286,7 @@ class CommitTree:
             tree, when = parsed.tree, int(parsed.commit_time)
         except Exception:  # dulwich's parser raises assorted errors on hostile input
             raise TreeError(f"commit {commit[:12]} cannot be read; {_MALFORMED}") from None
-        if not isinstance(tree, bytes) or not _HEX_SHA.match(tree.decode("ascii", "replace")):
+        if not isinstance(tree, bytes) or not _HEX_SHA.fullmatch(tree.decode("ascii", "replace")):
             raise TreeError(f"commit {commit[:12]} names no tree; {_MALFORMED}")
         return when, tree
 

@@ -16,10 +16,10 @@ from urllib.parse import unquote, urlsplit
 
 from homeport.errors import ConfigError
 
-_SIZE = re.compile(r"^(\d+)\s*([kmg]i?b?|b)?$", re.IGNORECASE)
+_SIZE = re.compile(r"(\d+)\s*([kmg]i?b?|b)?", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-_BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,100}$")
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_BRANCH = re.compile(r"[A-Za-z0-9._/-]{1,100}")
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 # The token, the webhook secret and the GitLab token can be guessed online: a short one
 # falls to a few thousand tries even with the failed-authentication limit in place.
 MIN_SECRET_LENGTH = 16
@@ -27,7 +27,7 @@ MIN_SECRET_LENGTH = 16
 
 def parse_size(text: str) -> int:
     """'512m', '1GiB', '4096' -> bytes."""
-    match = _SIZE.match(text.strip())
+    match = _SIZE.fullmatch(text.strip())
     if not match:
         raise ValueError(f"{text!r} is not a size (use e.g. 1048576, 512k, 64m or 2g)")
     unit = (match.group(2) or "").lower()[:1]
@@ -44,7 +44,12 @@ def show_size(size: int) -> str:
 
 def _listen(text: str) -> str:
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if (
+        not sep
+        or not host
+        or not (port.isascii() and port.isdigit())
+        or not 0 <= int(port) <= 65535
+    ):
         raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:8080)")
     return text
 
@@ -65,14 +70,25 @@ def _positive_int(text: str) -> int:
     return value
 
 
+# Below this a job's log would keep too few lines of its start and end to be useful.
+MIN_LOG_BYTES = 64 * 1024
+
+
+def _log_size(text: str) -> int:
+    size = parse_size(text)
+    if size < MIN_LOG_BYTES:
+        raise ValueError(f"{text!r} is too small to keep a useful log (use at least 64k)")
+    return size
+
+
 def _branch(text: str) -> str:
-    if not _BRANCH.match(text) or ".." in text or text.startswith(("/", "-")):
+    if not _BRANCH.fullmatch(text) or ".." in text or text.startswith(("/", "-")):
         raise ValueError(f"{text!r} is not a branch name")
     return text
 
 
 def _namespace(text: str) -> str:
-    if not _LABEL.match(text):
+    if not _LABEL.fullmatch(text):
         raise ValueError(f"{text!r} is not a Kubernetes namespace name (lower-case DNS label)")
     return text
 
@@ -148,6 +164,8 @@ class Settings:
     """Largest file a deployed commit may hold (refused at push time, and by the job)."""
     max_context_bytes: int = 1024**3
     """Largest build context, after .dockerignore, that a job sends to the Docker engine."""
+    max_log_bytes: int = 10 * 1024**2
+    """Output kept per job: its start and its end, with a note on what was left out."""
     allow_file_urls: bool = False
     """Let webhooks fetch from file:// clone URLs (tests and local mirrors only)."""
     build_memory: int = 2 * 1024**3
@@ -156,6 +174,14 @@ class Settings:
     """Releases per app whose images and Secrets are kept for rollback."""
     rollback_on_failure: bool = True
     """Roll back automatically when a new release does not become ready."""
+
+    @property
+    def job_wait(self) -> float:
+        """Seconds a push or a followed log waits for a job: its timeout plus a margin.
+
+        The margin covers time in the queue and a dead worker's job being noticed.
+        """
+        return self.job_timeout + max(5, self.job_timeout // 10)
 
     @property
     def host(self) -> str:
@@ -225,6 +251,7 @@ class Settings:
             "max_webhook_bytes": parse_size,
             "max_blob_bytes": parse_size,
             "max_context_bytes": parse_size,
+            "max_log_bytes": _log_size,
             "allow_file_urls": _bool,
             "build_memory": parse_size,
             "keep_releases": _positive_int,
@@ -254,16 +281,15 @@ class Settings:
         """The configured token, else the stored one, else a new one stored with mode 0600."""
         if self.token:
             return self.token
+        stored = self.stored_token()
         path = self.token_path
-        if path.exists():
-            stored = path.read_text().strip()
-            if stored:
-                if len(stored) < MIN_SECRET_LENGTH:
-                    raise ConfigError(
-                        f"the token in {path} is shorter than {MIN_SECRET_LENGTH} characters; "
-                        "delete the file to have a new one generated"
-                    )
-                return stored
+        if stored:
+            if len(stored) < MIN_SECRET_LENGTH:
+                raise ConfigError(
+                    f"the token in {path} is shorter than {MIN_SECRET_LENGTH} characters; "
+                    "delete the file to have a new one generated"
+                )
+            return stored
         path.parent.mkdir(parents=True, exist_ok=True)
         token = secrets.token_urlsafe(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -277,12 +303,22 @@ class Settings:
         env.update({f"HOMEPORT_{k.upper()}": v for k, v in overrides.items()})
         return env
 
+    def stored_token(self) -> str | None:
+        """The token generated into DATA_DIR/token, if there is one."""
+        try:
+            return self.token_path.read_text().strip() or None
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
     def secrets(self) -> list[str]:
-        """Values that must never appear in output."""
+        """Values that must never appear in output.
+
+        The token counts whether it was given or generated: workers started by `homeport up`
+        are not told a generated one, so they read it from the data dir.
+        """
+        token = self.token or self.stored_token()
         found = [
-            s
-            for s in (self.token, self.webhook_secret, self.gitlab_token, self.redis_password)
-            if s
+            s for s in (token, self.webhook_secret, self.gitlab_token, self.redis_password) if s
         ]
         # The password as written in the URL too, where it differs (percent-encoded).
         raw = urlsplit(self.redis_url).password if self.redis_url else None

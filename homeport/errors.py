@@ -5,7 +5,7 @@ the receiver maps it to an HTTP status (receiver/app.py), a push to the rejected
 (hooks/update.py), the CLI to its exit code. Subclasses live beside the code that raises them.
 
 HomeportError
-├── ConfigError            bad HOMEPORT_* setting (config.py)
+├── ConfigError            bad HOMEPORT_* setting, or a data dir homeport cannot own (config.py)
 ├── InvalidInput           400: the request or the pushed code cannot be used
 │   ├── AppNameError       app name is not a DNS-1123 label (apps.py)
 │   ├── ManifestError      broken homeport.toml (manifest.py)

@@ -223,6 +223,15 @@ def is_ended(data_dir: Path, job_id: str) -> bool:
     return get(data_dir, job_id).ended
 
 
+def pushed_images(data_dir: Path, app: str) -> list[tuple[str, str]]:
+    """(commit, image) of every job of the app that pushed an image."""
+    with db.connect(data_dir) as conn:
+        rows = conn.execute(
+            "SELECT commit_sha, image FROM jobs WHERE app = ? AND image != ''", (app,)
+        ).fetchall()
+    return [(row["commit_sha"], row["image"]) for row in rows]
+
+
 def record_image(data_dir: Path, job_id: str, image: str) -> None:
     """The image the job built and pushed, by digest."""
     with db.connect(data_dir) as conn:

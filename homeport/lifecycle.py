@@ -75,7 +75,9 @@ class ReleaseFailed(StageError):
 def output(settings: Settings, job: jobs.Job) -> joblog.JobLog:
     """The job's output, masked with every secret homeport knows."""
     return joblog.JobLog(
-        joblog.log_path(settings.data_dir, job.app, job.id), joblog.Masker(settings.secrets())
+        joblog.log_path(settings.data_dir, job.app, job.id),
+        joblog.Masker(settings.secrets()),
+        settings.max_log_bytes,
     )
 
 
@@ -264,7 +266,8 @@ def record_image(settings: Settings, job: jobs.Job, image: str) -> None:
 
 def _fail_orphans(settings: Settings, app: str, reason: str) -> None:
     for job_id in jobs.fail_running(settings.data_dir, app, reason):
-        joblog.JobLog(joblog.log_path(settings.data_dir, app, job_id)).write(f"-----> {reason}")
+        path = joblog.log_path(settings.data_dir, app, job_id)
+        joblog.JobLog(path, max_bytes=settings.max_log_bytes).write(f"-----> {reason}")
 
 
 def recover(settings: Settings, conn: redis.Redis) -> None:
@@ -474,10 +477,25 @@ def retained(
     return kept, [r for r in every if r not in kept]
 
 
+def _pushed(settings: Settings, app: str) -> dict[str, set[str]]:
+    """Digests homeport pushed for the app, as its records say, with the tags it gave them."""
+    from homeport.builder.build import image_tag
+
+    records = [(r.commit, r.image) for r in releases.history(settings.data_dir, app)]
+    records += jobs.pushed_images(settings.data_dir, app)
+    pushed: dict[str, set[str]] = {}
+    for commit, image in records:
+        if "@" in image:
+            pushed.setdefault(image.rpartition("@")[2], set()).add(image_tag(commit))
+    return pushed
+
+
 def keep_releases(settings: Settings, app: str, emit: Emit) -> None:
     """Drop images and Secrets of releases outside retention; never fails the deploy.
 
     Retention counts distinct images, so rollbacks to one image never evict newer ones.
+    Only images homeport's records say it pushed are deleted: other tools may push to the
+    same registry repository, and their images are not homeport's to remove.
     """
     from homeport.builder.build import remove_old_images
 
@@ -486,8 +504,11 @@ def keep_releases(settings: Settings, app: str, emit: Emit) -> None:
     kept, dropped = retained(every, releases.live(settings.data_dir, app), settings.keep_releases)
     try:
         keep = deployer.keep_digests(settings, kept, dropped)
-        removed = registry.prune(settings.registry, app, keep)
-        untagged = remove_old_images(settings.registry, app, keep)
+        pushed = _pushed(settings, app)
+        removable = set(pushed) - keep
+        own_tags = set().union(*pushed.values())
+        removed = registry.prune(settings.registry, app, removable, own_tags)
+        untagged = remove_old_images(settings.registry, app, removable, own_tags)
     except HomeportError as exc:
         log.warning("retention of %s skipped: %s", app, exc)
         emit(f"       (old images were not cleaned up: {exc})")

@@ -25,11 +25,11 @@ MAX_MANIFEST_BYTES = 64 * 1024
 MAX_ENTRIES = 200  # per [env] or [build] args table
 MAX_VALUE_CHARS = 32 * 1024
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
-_CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$")
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_PATH_CHARS = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?")
+_CPU = re.compile(r"[0-9]+m|[0-9]+(\.[0-9]{1,3})?")
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_PATH_CHARS = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*")
 
 
 class ManifestError(InvalidInput):
@@ -184,9 +184,9 @@ def _quantity(pattern: re.Pattern[str], example: str, *, numbers: bool) -> _Chec
             raise _refuse(key, value, allowed)
         if numbers and isinstance(value, int | float):
             value = str(value)
-        if not isinstance(value, str) or not pattern.match(value) or len(value) > 32:
+        if not isinstance(value, str) or not pattern.fullmatch(value) or len(value) > 32:
             raise _refuse(key, value, allowed)
-        if float(re.sub(r"[A-Za-z]+$", "", value)) <= 0:
+        if float(re.sub(r"[A-Za-z]+\Z", "", value)) <= 0:
             raise _refuse(key, value, allowed + " (more than zero)")
         return value
 
@@ -194,7 +194,7 @@ def _quantity(pattern: re.Pattern[str], example: str, *, numbers: bool) -> _Chec
 
 
 def _health_path(key: str, value: Any) -> str:
-    if not isinstance(value, str) or len(value) > 1024 or not _PATH_CHARS.match(value):
+    if not isinstance(value, str) or len(value) > 1024 or not _PATH_CHARS.fullmatch(value):
         raise _refuse(key, value, 'use an HTTP path starting with "/", e.g. "/healthz"')
     return value
 
@@ -203,7 +203,7 @@ def _host(key: str, value: Any) -> str:
     allowed = 'use a lower-case DNS name such as "blog.home.lan"'
     if not isinstance(value, str) or not 0 < len(value) <= 253:
         raise _refuse(key, value, allowed)
-    if not all(_LABEL.match(label) for label in value.split(".")):
+    if not all(_LABEL.fullmatch(label) for label in value.split(".")):
         raise _refuse(key, value, allowed)
     return value
 
@@ -216,7 +216,7 @@ def _string_table(what: str) -> _Check:
             raise _refuse(key, value, f"use at most {MAX_ENTRIES} {what}")
         out: dict[str, str] = {}
         for name, item in value.items():
-            if not _NAME.match(name):
+            if not _NAME.fullmatch(name):
                 raise ManifestError(
                     f"{FILENAME}: {key}.{name} is not allowed: names use letters, digits and "
                     "underscores and do not start with a digit, e.g. GREETING"

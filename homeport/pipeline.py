@@ -15,6 +15,7 @@ from types import FrameType
 from homeport import apps, joblog, jobs, lifecycle, queue, sources
 from homeport.builder.build import build_and_push
 from homeport.config import Settings
+from homeport.deployer import appconfig
 from homeport.errors import HomeportError
 from homeport.manifest import read_manifest
 
@@ -79,6 +80,9 @@ def execute(settings: Settings, job: jobs.Job) -> None:
 
 
 def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None:
+    # The app's config values are secrets to the log before anything can print them: a
+    # build step or a failing rollout might.
+    out.masker.add(appconfig.values(settings, job.app))
     if job.kind == "rollback":
         rolled = lifecycle.rollback_release(settings, job, out)
         lifecycle.keep_releases(settings, job.app, out)

@@ -1,6 +1,7 @@
 """The registry's HTTP API: the only module that speaks it (the Docker engine pushes).
 
-The builder prunes images of releases no longer kept; the deployer and the rollback API ask
+The builder prunes images homeport pushed for releases no longer kept (nothing else: other
+tools may push to the same repository); the deployer and the rollback API ask
 whether a release's image is still there. Deleting a manifest only unlinks it; the
 registry's garbage collector reclaims the layers (`docker-registry garbage-collect
 config.yml` with the registry stopped or read-only).
@@ -142,22 +143,23 @@ def _digest(reg: _Registry, app: str, reference: str) -> str | None:
     return digest
 
 
-def prune(registry: str, app: str, keep_digests: set[str]) -> list[str]:
-    """Delete every manifest of <app> not in keep_digests; return the deleted digests.
+def prune(registry: str, app: str, removable: set[str], own_tags: set[str]) -> list[str]:
+    """Delete the manifests of <app> whose digest is in `removable`; return those deleted.
 
-    A manifest is deleted by digest, which removes every tag pointing to it; digests in
-    keep_digests are never deleted, whatever their tags.
+    `removable` holds digests homeport pushed and no longer keeps, `own_tags` every tag it
+    pushed for the app. Deleting a manifest removes every tag pointing to it, so a digest
+    that any other tag points to stays: what homeport did not push is not its to delete.
     """
     reg = _Registry(registry)
     try:
-        seen: dict[str, None] = {}
+        tags_of: dict[str, set[str]] = {}
         for tag in _tags(reg, app):
             digest = _digest(reg, app, tag)
             if digest is not None:
-                seen.setdefault(digest)
+                tags_of.setdefault(digest, set()).add(tag)
         deleted: list[str] = []
-        for digest in seen:
-            if digest in keep_digests:
+        for digest, tags in tags_of.items():
+            if digest not in removable or not tags <= own_tags:
                 continue
             response = reg.request("DELETE", f"/v2/{app}/manifests/{digest}")
             if response.status_code in (200, 202, 404):

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
-from dulwich.client import get_transport_and_path
+from dulwich.client import (
+    AbstractHttpGitClient,
+    GitClient,
+    LocalGitClient,
+    get_transport_and_path,
+)
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from dulwich.objects import ObjectID
 from dulwich.refs import Ref
@@ -21,33 +26,54 @@ class SourceError(InvalidInput):
 
 def shown(url: str) -> str:
     """The URL without user name and password, for output and messages."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an unparsable URL)"
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
-def check_clone_url(url: str, allow_file: bool) -> str:
-    """Only http(s) by default: a webhook must not make homeport read local paths."""
-    scheme = urlsplit(url).scheme.lower()
-    if scheme in ("http", "https"):
-        return url
-    if scheme == "file" and allow_file:
-        return url
-    allowed = "http, https or file" if allow_file else "http or https"
-    raise SourceError(
-        f"clone URL {shown(url)[:200]!r} is not allowed: use {allowed}"
-        + ("" if allow_file else " (file:// needs HOMEPORT_ALLOW_FILE_URLS=true)")
+def _client(url: str, allow_file: bool) -> tuple[GitClient, str]:
+    """The dulwich client that would fetch `url` and its path; SourceError unless HTTP(S).
+
+    The scheme alone says too little: dulwich reads "http://h:99999/r.git" (a port out of
+    range) as scp syntax and would run ssh with the worker's own keys and config, and
+    "ext::", "host:path" and plain paths reach ssh or the local disk. So the client dulwich
+    picks is what is checked.
+    """
+    refused = (
+        f"clone URL {shown(url)[:200]!r} is not allowed: homeport fetches http(s) URLs with a "
+        "host name and a valid port" + (", and file:// URLs" if allow_file else "")
     )
+    try:
+        client, path = get_transport_and_path(url, quiet=True)
+        parts = urlsplit(url)
+    except (ValueError, TypeError, KeyError):
+        raise SourceError(f"{refused}; use the repository's http(s) clone URL") from None
+    if isinstance(client, AbstractHttpGitClient):
+        if parts.scheme.lower() in ("http", "https") and parts.hostname:
+            return client, path
+    elif isinstance(client, LocalGitClient) and parts.scheme.lower() == "file":
+        if allow_file:
+            return client, path
+        raise SourceError(f"{refused}; file:// needs HOMEPORT_ALLOW_FILE_URLS=true")
+    raise SourceError(f"{refused}; use the repository's http(s) clone URL")
+
+
+def check_clone_url(url: str, allow_file: bool) -> str:
+    """The URL, if homeport would fetch it over HTTP(S) (or file:// when allowed)."""
+    _client(url, allow_file)
+    return url
 
 
 def fetch_commit(repo: Repo, url: str, ref: str, commit: str, allow_file: bool) -> None:
     """Fetch `ref` from `url` into `repo` and make sure `commit` arrived."""
-    check_clone_url(url, allow_file)
+    client, path = _client(url, allow_file)
     if has_commit(repo, commit):
         return
     try:
-        client, path = get_transport_and_path(url, quiet=True)
 
         def wants(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> list[ObjectID]:
             head = refs.get(Ref(ref.encode()))

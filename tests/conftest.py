@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -131,13 +131,28 @@ def homeport(
 
 
 @pytest.fixture
-def work(tmp_path: Path) -> WorkTree:
-    return WorkTree(tmp_path / "work")
+def start_receiver(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., Homeport]]:
+    """start_receiver(HOMEPORT_X=...): `homeport serve` with those settings, no workers."""
+    started: list[Homeport] = []
+
+    def start(**env: str) -> Homeport:
+        hp = Homeport(
+            data_dir=tmp_path / f"receiver{len(started)}", redis_url=redis_url, extra_env=env
+        )
+        started.append(hp.start(workers=0))
+        return hp
+
+    yield start
+    for hp in started:
+        hp.stop()
 
 
 @pytest.fixture
-def receiver(tmp_path: Path, redis_url: str) -> Iterator[Homeport]:
-    """A running receiver without workers: for what the receiver decides on its own."""
-    hp = Homeport(data_dir=tmp_path / "data", redis_url=redis_url).start(workers=0)
-    yield hp
-    hp.stop()
+def receiver(start_receiver: Callable[..., Homeport]) -> Homeport:
+    """`homeport serve` on loopback with the test token and webhook secret; no workers."""
+    return start_receiver()
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> WorkTree:
+    return WorkTree(tmp_path / "work")

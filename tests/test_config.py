@@ -26,6 +26,8 @@ def test_defaults() -> None:
     assert s.redis_url is None and s.queue_url.startswith("unix://")
     assert s.max_webhook_bytes == 1024 * 1024
     assert (s.max_blob_bytes, s.max_context_bytes) == (256 * 1024**2, 1024**3)
+    assert s.max_log_bytes == 10 * 1024 * 1024
+    assert s.job_wait == 1800 + 180  # the job timeout plus a margin
 
 
 @pytest.mark.parametrize(
@@ -44,6 +46,10 @@ def test_defaults() -> None:
         ("HOMEPORT_TOKEN", "a" * 15),
         ("HOMEPORT_WEBHOOK_SECRET", "short"),
         ("HOMEPORT_GITLAB_TOKEN", "x"),
+        ("HOMEPORT_MAX_LOG_BYTES", "1k"),
+        ("HOMEPORT_DEPLOY_BRANCH", "main\n"),
+        ("HOMEPORT_NAMESPACE", "apps\n"),
+        ("HOMEPORT_LISTEN", "127.0.0.1:\uff18\uff10"),  # full-width digits
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

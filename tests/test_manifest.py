@@ -99,6 +99,12 @@ def test_numbers_in_env_and_args_become_strings() -> None:
         ('[env]\n"A-B" = "x"', "env.A-B is not allowed: names use letters, digits"),
         ('[ingress]\nhost = "Blog.Home"', 'ingress.host = "Blog.Home" is not allowed: use a lo'),
         ('[ingress]\nhost = "a..b"', 'ingress.host = "a..b" is not allowed'),
+        # Every check matches the whole value: a trailing newline is not let through.
+        ('[ingress]\nhost = "blog.lan\\n"', 'ingress.host = "blog.lan\\n" is not allowed'),
+        ('[run]\nmemory = "256Mi\\n"', 'run.memory = "256Mi\\n" is not allowed'),
+        ('[run]\ncpu = "1\\n"', 'run.cpu = "1\\n" is not allowed'),
+        ('[healthcheck]\npath = "/h\\n"', 'healthcheck.path = "/h\\n" is not allowed'),
+        ('[env]\n"A\\n" = "x"', "is not allowed: names use letters, digits"),
         ("run = 5", "homeport.toml: run = 5 is not allowed: use a table [run]"),
         ("[deploy]\nx = 1", "homeport.toml: unknown table [deploy]; use [build], [run]"),
         ("[run]\nprot = 80", "homeport.toml: unknown key run.prot; [run] takes port, replicas"),

@@ -38,6 +38,11 @@ class BuiltImage:
         return f"{self.repository}@{self.digest}"
 
 
+def image_tag(commit: str) -> str:
+    """The tag homeport gives the image of a commit."""
+    return commit[:12]
+
+
 def build_and_push(
     *,
     repo_path: Path,
@@ -63,7 +68,7 @@ def build_and_push(
     """
     deadline = time.monotonic() + timeout
     repository = f"{registry}/{app}"
-    tag = commit[:12]
+    tag = image_tag(commit)
     ref = f"{repository}:{tag}"
     dockerfile = manifest.build.dockerfile
     what = f"app '{app}'"
@@ -107,11 +112,17 @@ def build_and_push(
 
 
 def remove_old_images(
-    registry: str, app: str, keep_digests: set[str], docker_host: str | None = None
+    registry: str,
+    app: str,
+    removable: set[str],
+    own_tags: set[str],
+    docker_host: str | None = None,
 ) -> list[str]:
-    """Untag the engine's images of the app that no kept release uses; return the tags.
+    """Untag the engine's images of the app that homeport pushed and no longer keeps.
 
-    Every build leaves an image in the engine; without this a homelab disk fills up.
+    Every build leaves an image in the engine; without this a homelab disk fills up. Only
+    tags in `own_tags` on images whose pushed digests are all in `removable` go: images and
+    tags that other tools put under the same name stay.
     """
     with DockerEngine(docker_host) as engine:
-        return engine.remove_images(f"{registry}/{app}", keep_digests)
+        return engine.remove_images(f"{registry}/{app}", removable, own_tags)

@@ -38,7 +38,7 @@ _PROGRESS_INTERVAL = 1.0
 # that says nothing for this long is treated as unreachable.
 _API_TIMEOUT = 120
 
-_RUNNING_IN = re.compile(r"^ ---> Running in ([0-9a-f]{6,64})$")
+_RUNNING_IN = re.compile(r" ---> Running in ([0-9a-f]{6,64})")
 _EXIT_CODE = re.compile(r"returned a non-zero code: (\d+)")
 _UNREACHABLE = (
     "connection refused",
@@ -111,7 +111,7 @@ class _BuildProgress:
             for line in self.lines.feed(str(chunk["stream"])):
                 if line.startswith("Step "):
                     self.step = line
-                match = _RUNNING_IN.match(line)
+                match = _RUNNING_IN.fullmatch(line)
                 if match:
                     self.container = match.group(1)
         elif "error" in chunk:
@@ -285,11 +285,12 @@ class DockerEngine:
 
     # -- push ------------------------------------------------------------------------------
 
-    def remove_images(self, repository: str, keep_digests: set[str]) -> list[str]:
-        """Untag local images of `repository` whose pushed digest is not kept; return the tags.
+    def remove_images(self, repository: str, removable: set[str], own_tags: set[str]) -> list[str]:
+        """Untag `repository:TAG` for TAG in own_tags where the image's pushed digests are all
+        in removable; return the tags.
 
-        Layers that kept images share stay, so the build cache survives; an image still used
-        by a container is left alone.
+        Layers that kept images share stay, so the build cache survives; an image never
+        pushed, or still used by a container, is left alone.
         """
         removed: list[str] = []
         try:
@@ -297,11 +298,15 @@ class DockerEngine:
         except docker.errors.APIError as exc:
             raise BuildError(f"cannot list the local images of {repository}: {exc}") from exc
         for image in images:
-            digests = {d.rpartition("@")[2] for d in image.get("RepoDigests") or []}
-            if digests & keep_digests:
+            digests = {
+                d.rpartition("@")[2]
+                for d in image.get("RepoDigests") or []
+                if d.startswith(repository + "@")
+            }
+            if not digests or not digests <= removable:
                 continue
             for tag in image.get("RepoTags") or []:
-                if not tag.startswith(repository + ":"):
+                if not tag.startswith(repository + ":") or tag.rpartition(":")[2] not in own_tags:
                     continue
                 try:
                     self._client.remove_image(tag)

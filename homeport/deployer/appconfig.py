@@ -1,7 +1,8 @@
 """App env secrets (`homeport config set|unset|show`), kept in the Secret `<app>-config`.
 
 They are read at deploy time and merged over the manifest's [env] into the release's immutable
-Secret. Values never leave this module except into that Secret: `show` masks them.
+Secret. Values never leave this module except into that Secret and into a job's masker
+(`values`), which hides them in the job's output: `show` masks them.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from homeport.deployer.kube import Conflict, Kube
 MASK = "********"
 # Secrets hold at most 1 MiB; a config value is an env var, far below that.
 MAX_VALUE_BYTES = 64 * 1024
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TRIES = 5
 
 
 def _check(values: Mapping[str, str]) -> None:
     for key, value in values.items():
-        if not _ENV_NAME.match(key):
+        if not _ENV_NAME.fullmatch(key):
             raise ValueError(f"{key!r} is not an env variable name (letters, digits, _)")
         if len(value.encode()) > MAX_VALUE_BYTES:
             raise ValueError(f"the value of {key} is over {MAX_VALUE_BYTES // 1024} KiB")
@@ -83,6 +84,12 @@ def unset(settings: Settings, app: str, keys: Iterable[str]) -> list[str]:
         if kube.get("secrets", objects.config_secret_name(app)) is not None:
             _change(kube, app, {k: None for k in keys})
         return sorted(read(kube, app))
+
+
+def values(settings: Settings, app: str) -> list[str]:
+    """The app's config values, for masking them in output; never show them."""
+    with Kube(settings) as kube:
+        return list(read(kube, app).values())
 
 
 def show(settings: Settings, app: str) -> dict[str, str]:

@@ -180,7 +180,7 @@ def template_release(deployment_obj: Mapping[str, Any]) -> int | None:
     """The release version a Deployment's pod template runs, if homeport set it."""
     template = deployment_obj.get("spec", {}).get("template", {})
     value = (template.get("metadata", {}).get("annotations") or {}).get(RELEASE_KEY)
-    return int(value) if value and str(value).isdigit() else None
+    return int(value) if value and str(value).isascii() and str(value).isdigit() else None
 
 
 def template_image(deployment_obj: Mapping[str, Any]) -> str | None:

@@ -111,7 +111,9 @@ class DeployingReceivePack(ReceivePackHandler):
         self._say(f"-----> Queued deploy {job.id} of {job.app}@{job.commit[:12]}")
         path = joblog.log_path(settings.data_dir, job.app, job.id)
         try:
-            for line in joblog.follow(path, lambda: jobs.is_ended(settings.data_dir, job.id)):
+            for line in joblog.follow(
+                path, lambda: jobs.is_ended(settings.data_dir, job.id), timeout=settings.job_wait
+            ):
                 self._say(line)
         except OSError:
             log.info("client left during the deploy of %s; the job goes on", job.id)
@@ -119,6 +121,11 @@ class DeployingReceivePack(ReceivePackHandler):
         final = jobs.get(settings.data_dir, job.id)
         if final.status == jobs.SUCCEEDED:
             return None
+        if not final.ended:
+            return (
+                f"deploy still {final.status} after {settings.job_wait:.0f} s; it goes on: "
+                f"follow it with `homeport logs {job.app} {job.id} -f`"
+            ).encode()
         return f"deploy {final.status}: {one_line(final.reason)}".encode()
 
 

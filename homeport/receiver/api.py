@@ -83,16 +83,17 @@ async def get_job(request: Request) -> Response:
 
 
 async def job_log(request: Request) -> Response:
+    """The job's output, streamed; ?follow=1 waits for more until the job ends (or times out)."""
     job = _job(request)
-    data_dir = state_of(request).settings.data_dir
-    path = joblog.log_path(data_dir, job.app, job.id)
+    settings = state_of(request).settings
+    path = joblog.log_path(settings.data_dir, job.app, job.id)
     follow = request.query_params.get("follow") in ("1", "true", "yes")
 
     def ended() -> bool:
-        return (not follow) or jobs.is_ended(data_dir, job.id)
+        return (not follow) or jobs.is_ended(settings.data_dir, job.id)
 
     async def body() -> AsyncIterator[bytes]:
-        async for chunk in joblog.follow_async(path, ended):
+        async for chunk in joblog.follow_async(path, ended, timeout=settings.job_wait):
             yield chunk
 
     return StreamingResponse(body(), media_type="text/plain; charset=utf-8")

@@ -25,6 +25,9 @@ from homeport.receiver.throttle import Throttle, too_many
 
 log = logging.getLogger(__name__)
 
+# The one route a signature may reach without the token: POST /api/apps/{app}/rollback.
+_ROLLBACK_PATH = re.compile(r"/api/apps/[^/]+/rollback")
+
 
 async def healthz(request: Request) -> Response:
     return JSONResponse({"ok": True})
@@ -32,7 +35,6 @@ async def healthz(request: Request) -> Response:
 
 # Routes that take credentials; an address blocked for failed authentications gets 429 there.
 _GUARDED = ("/api/", "/git/", "/hooks/")
-_ROLLBACK = re.compile(r"^/api/apps/[^/]+/rollback$")
 
 
 class AuthGate:
@@ -57,7 +59,7 @@ class AuthGate:
             # A signed rollback is checked by its route, against the request it signs.
             signed_rollback = (
                 scope["method"] == "POST"
-                and _ROLLBACK.match(scope["path"]) is not None
+                and _ROLLBACK_PATH.fullmatch(scope["path"]) is not None
                 and releases_api.SIGNATURE_HEADER in request.headers
             )
             if (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 
 
@@ -13,7 +12,8 @@ def basic_password(header: str | None) -> str | None:
         return None
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:
+        # binascii.Error, UnicodeDecodeError, and the ValueError of a non-ASCII header.
         return None
     _, sep, password = decoded.partition(":")
     return password if sep else None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
-from dulwich.errors import NotGitRepository
+from dulwich.errors import GitProtocolError, NotGitRepository
 from dulwich.repo import Repo
 from dulwich.server import DEFAULT_HANDLERS, Backend
 from dulwich.web import make_wsgi_chain
@@ -20,11 +21,13 @@ from homeport.hooks.update import PushContext, handler_for
 from homeport.receiver.auth import basic_password, same
 from homeport.receiver.throttle import Throttle
 
+log = logging.getLogger(__name__)
+
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 # /<app>.git/<rest>; anything else under /git is refused before dulwich sees it.
-_PATH = re.compile(r"^/([^/]*)\.git(/.*)?$")
+_PATH = re.compile(r"/([^/]*)\.git(/.*)?", re.DOTALL)
 
 
 class AppBackend(Backend):
@@ -57,6 +60,29 @@ def _plain(start_response: StartResponse, status: str, text: str, **headers: str
     return [body]
 
 
+def _guarded(
+    app: WSGIApp, environ: dict[str, Any], start_response: StartResponse
+) -> Iterator[bytes]:
+    """dulwich's answer; a malformed git request ends it instead of raising.
+
+    dulwich reads the request while it writes the answer, so a bad pkt-line raises after
+    the status went out: all that is left to do is to end the body.
+    """
+    started = False
+
+    def start(*args: Any) -> Any:
+        nonlocal started
+        started = True
+        return start_response(*args)
+
+    try:
+        yield from app(environ, start)
+    except GitProtocolError as exc:
+        log.info("git request %s ended early: %s", environ.get("PATH_INFO"), exc)
+        if not started:
+            yield from _plain(start_response, "400 Bad Request", f"homeport: {exc}")
+
+
 def git_app(context: PushContext, token: str, throttle: Throttle) -> WSGIApp:
     settings = context.settings
     handlers: dict[bytes, Callable[..., Any]] = dict(DEFAULT_HANDLERS)
@@ -84,7 +110,7 @@ def git_app(context: PushContext, token: str, throttle: Throttle) -> WSGIApp:
                 "password (any user name)",
                 **{"WWW-Authenticate": 'Basic realm="homeport"'},
             )
-        match = _PATH.match(environ.get("PATH_INFO", ""))
+        match = _PATH.fullmatch(environ.get("PATH_INFO", ""))
         if not match:
             return _plain(
                 start_response, "404 Not Found", "homeport: git remotes look like /git/<app>.git"
@@ -108,7 +134,7 @@ def git_app(context: PushContext, token: str, throttle: Throttle) -> WSGIApp:
         # uvicorn has already decoded a chunked body; left in place, the header would make
         # dulwich decode it a second time and fail on any push over git's 1 MiB postBuffer.
         environ.pop("HTTP_TRANSFER_ENCODING", None)
-        return dulwich_app(environ, start_response)
+        return _guarded(dulwich_app, environ, start_response)
 
     return app
 

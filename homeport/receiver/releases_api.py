@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import time
 from typing import Any
 
@@ -21,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from homeport import apps, db, lifecycle, releases
 from homeport.receiver import replay
 from homeport.receiver.api import authorized, existing_app, state_of
-from homeport.receiver.state import client_address, read_capped
+from homeport.receiver.state import BadJSON, client_address, parse_json, read_capped
 from homeport.receiver.throttle import too_many
 
 SIGNATURE_HEADER = "x-homeport-signature-256"
@@ -36,6 +35,8 @@ HOW_TO_SIGN = (
     "HMAC-SHA256 with the webhook secret of: timestamp, newline, method, newline, path, "
     "newline, body>"
 )
+# Release numbers are SQLite integers (64-bit); a larger number cannot name one.
+MAX_VERSION = 2**63 - 1
 
 
 def string_to_sign(timestamp: str, method: str, path: str, body: bytes) -> bytes:
@@ -99,11 +100,13 @@ async def rollback(request: Request) -> Response:
     version: int | None = None
     if body.strip():
         try:
-            data: Any = json.loads(body)
-        except ValueError:
-            return _error(400, 'the body is not JSON; send {} or {"version": N}')
+            data: Any = parse_json(body)
+        except BadJSON as exc:
+            return _error(400, f'{exc}; send {{}} or {{"version": N}}')
         raw = data.get("version") if isinstance(data, dict) else "bad"
-        if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int) or raw < 1):
+        if raw is not None and (
+            isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_VERSION
+        ):
             return _error(400, "version must be a release number (a positive integer)")
         version = raw
     state = state_of(request)
@@ -140,9 +143,9 @@ async def config(request: Request) -> Response:
     if body is None:
         return _error(413, "body over 256 KiB")
     try:
-        data = json.loads(body or b"{}")
-    except ValueError:
-        return _error(400, 'the body is not JSON; send {"set": {"KEY": "value"}, "unset": ["KEY"]}')
+        data = parse_json(body or b"{}")
+    except BadJSON as exc:
+        return _error(400, f'{exc}; send {{"set": {{"KEY": "value"}}, "unset": ["KEY"]}}')
     if not isinstance(data, dict):
         return _error(400, 'send {"set": {"KEY": "value"}, "unset": ["KEY"]}')
     to_set = data.get("set") or {}

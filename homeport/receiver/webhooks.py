@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -21,12 +20,12 @@ from starlette.responses import JSONResponse
 
 from homeport import apps, db, lifecycle, sources
 from homeport.receiver import binding, replay
-from homeport.receiver.state import State, client_address, read_capped
+from homeport.receiver.state import State, client_address, parse_json, read_capped
 from homeport.receiver.throttle import too_many
 
-_SHA = re.compile(r"^[0-9a-f]{40}$")
+_SHA = re.compile(r"[0-9a-f]{40}")
 # Delivery ids come from the sender and are stored: bound their length and alphabet.
-_DELIVERY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_DELIVERY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 ZERO = "0" * 40
 
 
@@ -129,7 +128,7 @@ def parse_push(provider: str, payload: Any) -> Push:
         before=_str(payload, "before") if "before" in payload else ZERO,
         after=_str(payload, "after"),
     )
-    if not _SHA.match(push.after) or not _SHA.match(push.before):
+    if not _SHA.fullmatch(push.after) or not _SHA.fullmatch(push.before):
         raise BadPayload("before/after in the payload are not 40-character commit ids")
     return push
 
@@ -184,14 +183,14 @@ async def receive(request: Request) -> JSONResponse:
     if event != "push":
         return _answer(202, ignored=f"event {event!r} does not deploy")
     try:
-        push = parse_push(provider, json.loads(body))
+        push = parse_push(provider, parse_json(body))
         app = request.query_params.get("app") or push.repository.lower()
         apps.check_app_name(app)
         source = binding.repository(provider, push.full_name)
         sources.check_clone_url(push.clone_url, settings.allow_file_urls)
     except (ValueError, apps.AppNameError, binding.BindingError, sources.SourceError) as exc:
-        # json's errors are ValueErrors too; the message never echoes the body.
-        message = str(exc) if not isinstance(exc, json.JSONDecodeError) else "malformed JSON"
+        # Every message here is homeport's own; none echoes the body.
+        message = str(exc)
         if isinstance(exc, apps.AppNameError):
             message += "; or name the app with ?app=NAME on the webhook URL"
         return _answer(400, error=message)

@@ -12,8 +12,8 @@ import pytest
 
 from homeport.builder import BuiltImage, build_and_push
 from homeport.manifest import Manifest
-from homeport.registry import prune
 from tests.builder.support import BASE_IMAGE, REGISTRY, Build, Recorder
+from tests.support.registry import delete_repository
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_MEMORY = 256 * 1024**2
@@ -31,7 +31,7 @@ def app_name(services: str) -> Iterator[str]:
     """A unique app name; its registry repository and local images are removed afterwards."""
     name = "t" + uuid.uuid4().hex[:10]
     yield name
-    prune(REGISTRY, name, set())
+    delete_repository(name)
     images = subprocess.run(
         ["docker", "images", "-q", f"{REGISTRY}/{name}"], capture_output=True, text=True
     ).stdout.split()

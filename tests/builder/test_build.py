@@ -18,9 +18,10 @@ import requests
 from homeport.builder import BuildError, BuiltImage, RegistryError
 from homeport.commits import TreeError
 from homeport.manifest import parse_manifest
-from homeport.registry import MANIFEST_TYPES, prune
+from homeport.registry import MANIFEST_TYPES
 from tests.builder.support import REGISTRY, Build, Recorder, dockerfile, registry_tags
 from tests.conftest import GitApp
+from tests.support.registry import delete_repository, push_foreign
 
 pytestmark = pytest.mark.docker
 
@@ -295,7 +296,7 @@ def test_two_apps_build_at_once(
             assert isinstance(result, BuiltImage), result
             assert registry_tags(name) == [commit[:12]]
     finally:
-        prune(REGISTRY, other_name, set())
+        delete_repository(other_name)
 
 
 class _RefusingRegistry(http.server.BaseHTTPRequestHandler):
@@ -406,14 +407,20 @@ def test_build_steps_run_under_the_memory_cap(git_app: GitApp, app_name: str, bu
 
 
 def test_old_local_images_are_removed(git_app: GitApp, app_name: str, build: Build) -> None:
-    """Images of releases no longer kept leave the engine; the kept one and its cache stay."""
+    """Images homeport pushed and no longer keeps leave the engine; others' tags stay."""
     from homeport.builder.build import remove_old_images
 
     built = []
     for n in range(3):
         commit = git_app.commit({"Dockerfile": dockerfile(f"RUN echo {n} > /n"), **SITE})
         built.append(build(git_app.bare, app_name, commit))
-    removed = remove_old_images(REGISTRY, app_name, {built[-1].digest})
+    # Another tool's tag on one of homeport's images, and an image of its own.
+    foreign = [f"{REGISTRY}/{app_name}:elsewhere", f"{REGISTRY}/{app_name}:mine"]
+    subprocess.run(["docker", "tag", built[0].tag, foreign[0]], check=True)
+    push_foreign(foreign[1])
+    own_tags = {image.tag.rpartition(":")[2] for image in built}
+    removable = {image.digest for image in built[:2]}
+    removed = remove_old_images(REGISTRY, app_name, removable, own_tags)
     assert sorted(removed) == sorted(image.tag for image in built[:2])
 
     def exists(tag: str) -> bool:
@@ -421,7 +428,8 @@ def test_old_local_images_are_removed(git_app: GitApp, app_name: str, build: Bui
         return probe.returncode == 0
 
     assert [exists(image.tag) for image in built] == [False, False, True]
-    assert remove_old_images(REGISTRY, app_name, {built[-1].digest}) == []
+    assert all(exists(tag) for tag in foreign)
+    assert remove_old_images(REGISTRY, app_name, removable, own_tags) == []
 
 
 def test_a_file_over_the_blob_limit_fails_before_the_build(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -318,3 +318,115 @@ def test_a_tree_nested_too_deep_is_refused_at_push_time(
     )
     assert "than 200 levels" in result.stderr
     assert _remote_head(small_blobs, app) is None
+
+
+def test_a_push_waits_no_longer_than_the_job_timeout(
+    start_receiver: Callable[..., Homeport], work: WorkTree
+) -> None:
+    """With no worker to run its deploy, a push ends after the job timeout plus a margin."""
+    receiver = start_receiver(HOMEPORT_JOB_TIMEOUT="1")
+    work.commit("first", **{"a.txt": "a"})
+    start = time.monotonic()
+    result = work.push(receiver.remote("blog"))
+    assert 6 <= time.monotonic() - start < 30
+    assert result.returncode != 0
+    assert "remote: -----> stopped waiting after 6s (HOMEPORT_JOB_TIMEOUT" in result.stderr
+    assert _remote_head(receiver, "blog") is None  # main moves only when a deploy went live
+    job = receiver.api("GET", "/api/apps/blog/jobs").json()["jobs"][0]
+    assert job["status"] == "queued"  # the job itself is left to run when a worker comes
+
+
+def test_a_build_that_prints_without_end_keeps_the_start_and_end(
+    homeport: Homeport, work: WorkTree
+) -> None:
+    """With HOMEPORT_MAX_LOG_BYTES the job's log keeps its start and end, and stays that small."""
+    import uuid
+
+    homeport.stop_workers()
+    homeport.extra_env["HOMEPORT_MAX_LOG_BYTES"] = "64k"
+    homeport.start_workers(2)
+    work.commit(
+        "loud",
+        Dockerfile=f"FROM homeport-base:busybox\nRUN echo {uuid.uuid4().hex} && seq 1 60000\n"
+        'COPY . /www\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n',
+    )
+    result = work.push(homeport.remote("blog"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    job = homeport.api("GET", "/api/apps/blog/jobs").json()["jobs"][0]
+    lines = homeport.api("GET", f"/api/apps/blog/jobs/{job['id']}/log").text.splitlines()
+    assert lines[0].startswith("-----> Building blog@")
+    assert sum("of output left out here" in line for line in lines) == 1
+    assert lines[-1].startswith("-----> done in")
+    assert "-----> blog v1 is live" in lines
+    path = homeport.data_dir / "logs" / "blog" / f"{job['id']}.log"
+    on_disk = path.stat().st_size + sum(
+        f.stat().st_size for f in path.with_suffix(".tail").iterdir()
+    )
+    assert on_disk <= 64 * 1024
+
+
+def test_concurrent_first_pushes_share_one_repository(
+    start_receiver: Callable[..., Homeport], tmp_path: Path
+) -> None:
+    """Two first pushes to a new app, and a webhook racing a push, leave one good repository."""
+    import hashlib
+    import hmac
+    import json
+    import threading
+
+    from dulwich.repo import Repo
+
+    from tests.support.servers import WEBHOOK_SECRET
+
+    receiver = start_receiver(HOMEPORT_JOB_TIMEOUT="1")  # no worker: pushes stop waiting soon
+    trees = [WorkTree(tmp_path / f"w{n}") for n in range(6)]
+    commits = [tree.commit(f"tree {n}", **{"n.txt": str(n)}) for n, tree in enumerate(trees)]
+    apps = ["pair-a", "pair-a", "pair-b", "pair-b", "hooked-c", "hooked-d"]
+    results: dict[int, str] = {}
+    barrier = threading.Barrier(8)
+
+    def push(n: int) -> None:
+        barrier.wait(30)
+        done = trees[n].push(receiver.remote(apps[n]))
+        results[n] = done.stderr
+
+    def webhook(app: str) -> None:
+        body = json.dumps(
+            {
+                "ref": "refs/heads/main",
+                "after": "a" * 40,
+                "repository": {"name": app, "clone_url": "http://127.0.0.1:1/x.git"},
+            }
+        ).encode()
+        sig = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        barrier.wait(30)
+        answer = httpx.post(
+            receiver.url + "/hooks/github",
+            content=body,
+            headers={"X-GitHub-Event": "push", "X-Hub-Signature-256": sig},
+        )
+        results[-len(results) - 1] = str(answer.status_code)
+
+    threads = [threading.Thread(target=push, args=(n,)) for n in range(6)]
+    threads += [threading.Thread(target=webhook, args=(app,)) for app in ("hooked-c", "hooked-d")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    for n in range(6):
+        # Each push got as far as its deploy (then stopped waiting): its pack is stored.
+        assert "stopped waiting" in results[n], results[n]
+    assert sorted(v for k, v in results.items() if k < 0) == ["202", "202"]
+    repos = receiver.data_dir / "repos"
+    assert sorted(p.name for p in repos.iterdir()) == [
+        "hooked-c.git",
+        "hooked-d.git",
+        "pair-a.git",
+        "pair-b.git",
+    ]
+    for n, app in enumerate(apps):
+        repo = Repo(str(repos / f"{app}.git"))
+        try:
+            assert commits[n].encode() in repo.object_store, (app, n)
+        finally:
+            repo.close()

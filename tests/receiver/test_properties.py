@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import itertools
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
@@ -18,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
+from homeport import apps, joblog, jobs, releases
 from homeport.config import Settings
 from homeport.receiver.app import create_app
 from tests.support.servers import GITLAB_TOKEN, TOKEN, WEBHOOK_SECRET
@@ -37,6 +41,7 @@ class Client:
         self.addresses = (
             f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}" for n in itertools.count()
         )
+        self.job_id = ""
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         client = (next(self.addresses), 40000)
@@ -162,8 +167,6 @@ def test_webhooks_never_crash(
 )
 def test_api_never_crashes(client: Client, app: str, job: str, tail: str, token: str) -> None:
     """Any app or job name, with or without the token, gets a 2xx/4xx answer."""
-    from urllib.parse import quote
-
     headers = {"Authorization": f"Bearer {token}"}
     for path in (f"/api/apps/{quote(app)}/jobs", f"/api/apps/{quote(app)}/jobs/{quote(job)}{tail}"):
         response = client.get(path, headers=headers)
@@ -216,3 +219,227 @@ def test_source_api_never_crashes(client: Client, app: str, method: str, body: b
     path = f"/api/apps/{quote(app, safe='')}/source"
     response = client.request(method, path, content=body, headers=headers)
     assert response.status_code in ALLOWED, (path, response.text)
+
+
+# Every route of the receiver and the method it takes, with path segments filled in by the
+# strategies below.
+ROUTES = [
+    ("GET", "/healthz"),
+    ("GET", "/api/apps"),
+    ("GET", "/api/apps/{app}"),
+    ("GET", "/api/apps/{app}/jobs"),
+    ("GET", "/api/apps/{app}/jobs/{job}"),
+    ("GET", "/api/apps/{app}/jobs/{job}/log"),
+    ("GET", "/api/apps/{app}/releases"),
+    ("POST", "/api/apps/{app}/rollback"),
+    ("GET", "/api/apps/{app}/config"),
+    ("POST", "/api/apps/{app}/config"),
+    ("POST", "/hooks/{provider}"),
+    ("GET", "/git/{app}.git/info/refs"),
+    ("POST", "/git/{app}.git/git-upload-pack"),
+    ("POST", "/git/{app}.git/git-receive-pack"),
+    ("GET", "/git/{app}.git/HEAD"),
+    ("GET", "/git/{app}.git/objects/{segment}/{segment}"),
+    ("GET", "/git/{segment}"),
+    ("GET", "/{segment}"),
+]
+METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+KNOWN_APP = "known"
+
+
+def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    """one_of with weights: the branches of a bare one_of are drawn about equally often."""
+    picks = [i for i, (weight, _) in enumerate(choices) for _ in range(weight)]
+    return st.sampled_from(picks).flatmap(lambda i: choices[i][1])
+
+
+segments = st.text(max_size=20).map(lambda s: quote(s, safe=""))
+# Mostly the app that exists, so that requests get past the name and existence checks.
+app_names = weighted(
+    (4, st.just(KNOWN_APP)),
+    (1, st.from_regex(r"[a-z0-9-]{1,45}", fullmatch=True)),
+    (1, segments),
+)
+# Header values as the wire carries them: latin-1, no line breaks.
+header_text = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=60
+)
+BEARER = f"Bearer {TOKEN}"
+BASIC = "Basic " + base64.b64encode(f"git:{TOKEN}".encode()).decode()
+# Mostly the token the route takes (Basic for git, Bearer elsewhere), since the API and git
+# need it to get past the front door; else none, the other kind, or something made up.
+AUTH_KINDS = ["right"] * 8 + ["none", "bearer", "basic", "made-up"]
+made_up_authorizations = st.one_of(
+    st.builds(lambda t: f"Bearer {t}", header_text),
+    st.builds(lambda t: f"Basic {t}", header_text),
+    header_text,
+)
+
+
+def _authorization(kind: str, route: str, made_up: str) -> str | None:
+    if kind == "right":
+        return BASIC if route.startswith("/git/") else BEARER
+    return {"none": None, "bearer": BEARER, "basic": BASIC}.get(kind, made_up)
+
+
+deep = st.one_of(st.integers(min_value=1, max_value=5000), st.sampled_from([40, 1000, 3000]))
+huge = st.sampled_from([2**31, 2**63 - 1, 2**63, 2**64, -(2**63) - 1, 10**40])
+
+
+def _pkt(data: bytes) -> bytes:
+    return f"{len(data) + 4:04x}".encode() + data
+
+
+# What a git client sends, cut short or followed by junk.
+ref_update = st.builds(
+    lambda old, new, ref, tail: (
+        _pkt(f"{old} {new} {ref}\0report-status side-band-64k".encode()) + b"0000" + tail
+    ),
+    st.sampled_from(["0" * 40, "a" * 40]),
+    st.sampled_from(["0" * 40, "b" * 40]),
+    st.sampled_from(["refs/heads/main", "refs/heads/dev", "HEAD", "refs/heads/main\n"]),
+    st.one_of(st.just(b""), st.binary(max_size=64).map(lambda b: b"PACK" + b)),
+)
+want = st.builds(
+    lambda sha, tail: _pkt(f"want {sha} side-band-64k\n".encode()) + b"0000" + tail,
+    st.sampled_from(["a" * 40, "0" * 40, "zz"]),
+    st.sampled_from([b"", b"0009done\n", b"0000", b"ffff"]),
+)
+bodies = weighted(
+    (1, st.just(b"")),
+    (1, st.binary(max_size=300)),
+    (1, json_values.map(lambda v: json.dumps(v).encode())),
+    (2, st.one_of(st.integers(), huge).map(lambda n: json.dumps({"version": n}).encode())),
+    (2, deep.map(lambda n: b"[" * n)),
+    (2, deep.map(lambda n: b'{"a":' * n + b"1" + b"}" * n)),
+    (1, json_values.map(lambda v: json.dumps({"set": v, "unset": v}).encode())),
+    (1, ref_update),
+    (1, want),
+)
+
+
+@pytest.fixture
+def routes_client(tmp_path: Path, redis_url: str) -> Iterator[Client]:
+    """The receiver with one app that has a finished job, a release and a webhook secret."""
+    s = Settings(
+        data_dir=tmp_path,
+        redis_url=redis_url,
+        token=TOKEN,
+        webhook_secret=WEBHOOK_SECRET,
+        max_webhook_bytes=4096,
+        # No cluster: the config routes answer that they cannot reach one.
+        kubeconfig=str(tmp_path / "no-kubeconfig"),
+        registry="127.0.0.1:9",
+        # Anything that waits for a job (a push, a followed log) gives up within seconds.
+        job_timeout=1,
+    )
+    app = create_app(s, TOKEN, redis.Redis.from_url(redis_url))
+    apps.create_repo(tmp_path, KNOWN_APP, "main")
+    job = jobs.create(
+        tmp_path,
+        app=KNOWN_APP,
+        kind="deploy",
+        ref="refs/heads/main",
+        commit="a" * 40,
+        old_sha="0" * 40,
+        source="push",
+    )
+    jobs.finish(tmp_path, job.id, jobs.SUCCEEDED, "")
+    joblog.JobLog(joblog.log_path(tmp_path, KNOWN_APP, job.id)).write("-----> done")
+    for _ in (1, 2):
+        release = releases.create(
+            tmp_path,
+            app=KNOWN_APP,
+            commit="a" * 40,
+            image=f"127.0.0.1:9/known@sha256:{'0' * 64}",
+            config={},
+            job_id=job.id,
+        )
+        releases.mark_live(tmp_path, KNOWN_APP, release.version)
+    client = Client(app)
+    client.job_id = job.id
+    yield client
+
+
+@settings(
+    max_examples=1000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    route=st.sampled_from(ROUTES),
+    # None: the route's own method, most of the time.
+    other_method=weighted((3, st.none()), (1, st.sampled_from(METHODS))),
+    provider=st.one_of(st.sampled_from(["github", "gitea", "gitlab"]), segments),
+    app=app_names,
+    job=st.one_of(st.just("<job>"), segments),
+    segment=segments,
+    query=st.one_of(
+        st.just(""),
+        st.sampled_from(
+            ["?follow=1", "?service=git-upload-pack", "?service=git-receive-pack", "?app=evil%0A"]
+        ),
+        st.dictionaries(st.text(max_size=8), st.text(max_size=20), max_size=3).map(
+            lambda d: "?" + urlencode(d)
+        ),
+    ),
+    auth_kind=st.sampled_from(AUTH_KINDS),
+    made_up=made_up_authorizations,
+    signature=st.one_of(st.none(), st.just("sha256=" + "0" * 64), header_text),
+    extra=st.dictionaries(
+        st.sampled_from(
+            [
+                "content-type",
+                "content-encoding",
+                "x-github-event",
+                "x-github-delivery",
+                "x-gitlab-token",
+                "accept",
+                "x-anything",
+            ]
+        ),
+        header_text,
+        max_size=3,
+    ),
+    body=bodies,
+)
+def test_no_route_answers_5xx(
+    routes_client: Client,
+    caplog: pytest.LogCaptureFixture,
+    route: tuple[str, str],
+    other_method: str | None,
+    provider: str,
+    app: str,
+    job: str,
+    segment: str,
+    query: str,
+    auth_kind: str,
+    made_up: str,
+    signature: str | None,
+    extra: dict[str, str],
+    body: bytes,
+) -> None:
+    """Any method, path, headers and body, with or without the token: never a 5xx."""
+    method, template = route
+    method = other_method or method
+    job = routes_client.job_id if job == "<job>" else job
+    path = template.format(app=app, job=job, segment=segment, provider=provider) + query
+    headers = dict(extra)
+    if template.startswith("/git/") and method == "POST":
+        service = template.rpartition("/")[2]
+        headers.setdefault("content-type", f"application/x-{service}-request")
+    authorization = _authorization(auth_kind, template, made_up)
+    if authorization is not None:
+        headers["authorization"] = authorization
+    if signature is not None:
+        headers["x-homeport-signature-256"] = signature
+    caplog.clear()
+    response = routes_client.request(
+        method, path, headers={k: v.encode("latin-1") for k, v in headers.items()}, content=body
+    )
+    # A dependency that is down (no cluster, no registry here) is the one 5xx: a 503 naming it.
+    down = response.status_code == 503 and (method == "HEAD" or "unavailable" in response.json())
+    assert response.status_code < 500 or down, (method, path, headers, body[:80], response.text)
+    assert TOKEN not in response.text
+    # Nor a traceback in the log, even where the status had gone out before the error.
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text[-2000:]

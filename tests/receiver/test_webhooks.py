@@ -8,8 +8,9 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
-from homeport.receiver.webhooks import verify
+from homeport.receiver.webhooks import BadPayload, _delivery, parse_push, verify
 from tests.support.gitwork import WorkTree
 from tests.support.servers import GITLAB_TOKEN, WEBHOOK_SECRET, Homeport
 from tests.support.webhooks import ZERO, github, jobs_of, payload, sign
@@ -280,3 +281,53 @@ def test_a_fetched_file_over_the_blob_limit_fails_the_job(
         assert hp.api("GET", f"/api/apps/{app}/releases").json()["releases"] == []
     finally:
         hp.stop()
+
+
+def test_names_with_a_trailing_newline_are_refused(receiver: Homeport) -> None:
+    """?app=evil%0A is refused with 400 and creates no app, no job and no directory."""
+    body = json.dumps(payload("http://127.0.0.1:1/x.git", "a" * 40)).encode()
+    response = github(receiver, body, query="?app=evil%0A")
+    assert response.status_code == 400, response.text
+    assert "is not allowed" in response.json()["error"]
+    assert receiver.api("GET", "/api/apps").json() == {"apps": []}
+    assert not (receiver.data_dir / "repos").exists() or not any(
+        (receiver.data_dir / "repos").iterdir()
+    )
+
+
+def test_ids_must_match_whole() -> None:
+    """Commit ids and delivery ids with a trailing newline are malformed."""
+    good = payload("http://h/x.git", "a" * 40)
+    assert parse_push("github", good).after == "a" * 40
+    for field in ("after", "before"):
+        with pytest.raises(BadPayload, match="40-character commit ids"):
+            parse_push("github", {**good, field: "a" * 40 + "\n"})
+    with pytest.raises(BadPayload, match="delivery id"):
+        _delivery("gitea", {"x-gitea-delivery": "d-1\n"})
+    assert _delivery("gitea", {"x-gitea-delivery": "d-1"}) == "gitea:d-1"
+
+
+def test_deeply_nested_bodies_are_400(receiver: Homeport) -> None:
+    """A signed body of 3,000 '[' or of deeply nested objects is 400, not a crash."""
+    for n, body in enumerate(
+        (
+            b"[" * 3000,
+            b'{"a":' * 3000 + b"1" + b"}" * 3000,
+            b'{"a":' * 40 + b"1" + b"}" * 40,
+        )
+    ):
+        response = github(receiver, body, delivery=f"deep-{n}")
+        assert response.status_code == 400, response.text
+        assert "nests deeper than" in response.json()["error"]
+
+
+def test_clone_urls_that_are_not_http_are_refused(receiver: Homeport) -> None:
+    """ssh, scp syntax, paths, ext:: and an http URL dulwich would read as ssh are 400."""
+    for n, url in enumerate(
+        ["http://h:99999/r.git", "ssh://h/r.git", "git@host:x", "/abs/path", "ext::sh -c x"]
+    ):
+        body = json.dumps(payload(url, "a" * 40)).encode()
+        response = github(receiver, body, delivery=f"u-{n}")
+        assert response.status_code == 400, (url, response.text)
+        assert "homeport fetches http(s) URLs" in response.json()["error"]
+    assert jobs_of(receiver) == []
