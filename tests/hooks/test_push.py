@@ -395,7 +395,11 @@ def test_concurrent_first_pushes_share_one_repository(
             {
                 "ref": "refs/heads/main",
                 "after": "a" * 40,
-                "repository": {"name": app, "clone_url": "http://127.0.0.1:1/x.git"},
+                "repository": {
+                    "name": app,
+                    "full_name": f"me/{app}",
+                    "clone_url": "http://127.0.0.1:1/x.git",
+                },
             }
         ).encode()
         sig = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
@@ -403,7 +407,11 @@ def test_concurrent_first_pushes_share_one_repository(
         answer = httpx.post(
             receiver.url + "/hooks/github",
             content=body,
-            headers={"X-GitHub-Event": "push", "X-Hub-Signature-256": sig},
+            headers={
+                "X-GitHub-Event": "push",
+                "X-GitHub-Delivery": f"race-{app}",
+                "X-Hub-Signature-256": sig,
+            },
         )
         results[-len(results) - 1] = str(answer.status_code)
 
