@@ -69,6 +69,9 @@ class IndexPackStore(DiskObjectStore):
             )
             target = os.path.join(self.pack_dir, f"pack-{name}")
             os.makedirs(self.pack_dir, exist_ok=True)
+            # git makes them 0444 whatever the umask; the data dir is homeport's alone.
+            for part in ("pack.pack", "pack.idx"):
+                os.chmod(incoming / part, 0o400)
             # The .pack first: readers take a pack as complete once its .idx is there.
             os.replace(incoming / "pack.pack", target + ".pack")
             os.replace(incoming / "pack.idx", target + ".idx")
