@@ -15,6 +15,7 @@ from types import FrameType
 from homeport import apps, joblog, jobs, lifecycle, queue, sources
 from homeport.builder.build import build_and_push
 from homeport.config import Settings
+from homeport.deployer import appconfig
 from homeport.errors import HomeportError
 from homeport.manifest import read_manifest
 
@@ -98,6 +99,8 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
     manifest = read_manifest(repo_path, job.commit)
     # App env values are secrets to the log, wherever a build step might echo them.
     out.masker.add(manifest.env.values())
+    secrets = appconfig.build_secrets(settings, job.app, manifest.build.secrets)
+    out.masker.add(secrets.values())
     image = build_and_push(
         repo_path=repo_path,
         app=job.app,
@@ -105,6 +108,9 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
         manifest=manifest,
         registry=settings.registry,
         build_memory=settings.build_memory,
+        build_cache=settings.build_cache,
+        min_free_disk=settings.min_free_disk,
+        secrets=secrets,
         timeout=settings.job_timeout,
         emit=out,
         max_blob_bytes=settings.max_blob_bytes,

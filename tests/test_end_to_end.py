@@ -60,7 +60,8 @@ def test_blog_lifecycle(
         # 1. The blog goes live and serves the commit's text.
         pushed = work.push(hp.remote("blog"))
         assert pushed.returncode == 0, pushed.stderr
-        assert "Step 1/" in pushed.stderr
+        assert "remote:        #0 building with" in pushed.stderr
+        assert "remote: -----> Pushing 127.0.0.1:5000/blog:" in pushed.stderr
         assert "remote: -----> blog v1 is live" in pushed.stderr
         assert "remote:        http://blog.home.lan/" in pushed.stderr
         status, body = service_proxy_get(kube, apps_namespace, "blog")

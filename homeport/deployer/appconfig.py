@@ -1,7 +1,8 @@
 """App env secrets (`homeport config set|unset|show`), kept in the Secret `<app>-config`.
 
 They are read at deploy time and merged over the manifest's [env] into the release's immutable
-Secret. Values never leave this module except into that Secret: `show` masks them.
+Secret, and those named in [build] secrets are handed to the build. Values never leave this
+module except into that Secret and the build: `show` masks them.
 """
 
 from __future__ import annotations
@@ -83,6 +84,17 @@ def unset(settings: Settings, app: str, keys: Iterable[str]) -> list[str]:
         if kube.get("secrets", objects.config_secret_name(app)) is not None:
             _change(kube, app, {k: None for k in keys})
         return sorted(read(kube, app))
+
+
+def build_secrets(settings: Settings, app: str, names: Iterable[str]) -> dict[str, str]:
+    """The named config values that are set, for [build] secrets; the cluster is asked only
+    when some are named."""
+    wanted = list(names)
+    if not wanted:
+        return {}
+    with Kube(settings) as kube:
+        values = read(kube, app)
+    return {name: values[name] for name in wanted if name in values}
 
 
 def show(settings: Settings, app: str) -> dict[str, str]:
