@@ -80,7 +80,6 @@ def build_and_push(
     config = manifest.build
 
     emit(f"-----> Building {app}@{commit[:7]}")
-    buildkit.require(docker_host)
     given = secrets or {}
     missing = [name for name in config.secrets if name not in given]
     if missing:
@@ -124,7 +123,7 @@ def build_and_push(
         )
     log.info("built and pushed %s in %.1f s", ref, time.monotonic() - started)
     emit(f"       Pushed {repository}@{digest}")
-    buildkit.prune(build_cache, docker_host)
+    buildkit.prune(build_cache, docker_host, wait=False)
     return BuiltImage(repository=repository, tag=ref, digest=digest)
 
 

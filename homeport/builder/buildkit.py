@@ -98,22 +98,38 @@ def require(docker_host: str | None = None) -> str:
     )
 
 
-def prune(keep_bytes: int, docker_host: str | None = None) -> None:
-    """Drop the engine's BuildKit cache beyond keep_bytes, least recently used first."""
+def prune(keep_bytes: int, docker_host: str | None = None, *, wait: bool = True) -> None:
+    """Drop the engine's BuildKit cache beyond keep_bytes, least recently used first.
+
+    With wait=False the prune runs on while the caller goes on (the deploy): it takes a few
+    tenths of a second that no push should wait for.
+    """
+    argv = ["docker", "buildx", "prune", "--force", "--reserved-space", str(keep_bytes)]
+    if not wait:
+        # Detached through a shell that exits at once: the prune is not our child, so
+        # nothing is left to reap when this process moves on or ends.
+        argv = ["sh", "-c", '"$@" </dev/null >/dev/null 2>&1 &', "sh", *argv]
     try:
-        done = subprocess.run(
-            ["docker", "buildx", "prune", "--force", "--reserved-space", str(keep_bytes)],
+        proc = subprocess.Popen(
+            argv,
             env=_environ(docker_host),
             stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=_PRUNE_TIMEOUT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except OSError as exc:
         log.warning("pruning the build cache: %s", exc)
         return
-    if done.returncode != 0:
-        log.warning("pruning the build cache failed: %s", done.stderr.strip())
+    try:
+        _, err = proc.communicate(timeout=_PRUNE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        log.warning("pruning the build cache took over %d s; stopped it", _PRUNE_TIMEOUT)
+        return
+    if proc.returncode != 0:
+        log.warning("pruning the build cache failed: %s", err.decode("utf-8", "replace").strip())
 
 
 class _Progress:
@@ -265,6 +281,9 @@ def build(
                 "mount) or raise HOMEPORT_JOB_TIMEOUT"
             )
         if code != 0:
+            if not progress.titles:
+                # Nothing was built: most likely no buildx plugin; say what to install.
+                require(docker_host)
             raise _failed(what, ref, progress, masker)
         try:
             digest = str(json.loads(metadata.read_text()).get("containerimage.digest", ""))
