@@ -100,7 +100,8 @@ if docker:
     start = time.perf_counter()
     build_and_push(
         repo_path=repo, app=sys.argv[5], commit=commit, manifest=Manifest(),
-        registry="127.0.0.1:5000", build_memory=256 * 1024**2, timeout=600,
+        registry="127.0.0.1:5000", build_memory=256 * 1024**2, build_cache=5 * 1024**3,
+        min_free_disk=2 * 1024**3, timeout=600,
         emit=lambda line: None, max_blob_bytes=256 * 1024**2, max_context_bytes=1024**3,
     )
     result["build_s"] = time.perf_counter() - start

@@ -399,9 +399,17 @@ class CommitTree:
             sha, prefix = entry.sha, entry.path
         return None
 
-    def walk(self) -> Iterator[Entry]:
-        """Every entry, depth first, a directory before its contents, in git's name order."""
-        stack = [iter(self._sized(self._children(self._tree, "", 0)))]
+    def walk(self, under: str = "") -> Iterator[Entry]:
+        """Every entry, depth first, a directory before its contents, in git's name order.
+
+        `under` names a directory (a lookup() path) to walk instead of the whole tree;
+        entries keep their full paths.
+        """
+        top = self.lookup(under)
+        if top is None or not top.is_dir:
+            return
+        depth = len([p for p in under.split("/") if p])
+        stack = [iter(self._sized(self._children(top.sha, top.path, depth)))]
         count = 0
         while stack:
             entry = next(stack[-1], None)
@@ -416,8 +424,8 @@ class CommitTree:
                 )
             yield entry
             if entry.is_dir:
-                # The directory is len(stack) levels down.
-                children = self._children(entry.sha, entry.path, len(stack))
+                # The directory is len(stack) levels below `under`.
+                children = self._children(entry.sha, entry.path, depth + len(stack))
                 stack.append(iter(self._sized(children)))
 
     def _open_blob(self, entry: Entry) -> int:

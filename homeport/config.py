@@ -120,6 +120,30 @@ def _redis_url(text: str) -> str:
     return text
 
 
+# What the docker CLI needs from homeport's environment to reach the engine and find its
+# plugins; nothing else (tokens, passwords) is handed to the build process.
+_DOCKER_ENV = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "XDG_RUNTIME_DIR",
+    "DOCKER_HOST",
+    "DOCKER_CONFIG",
+    "DOCKER_CONTEXT",
+    "DOCKER_CERT_PATH",
+    "DOCKER_TLS_VERIFY",
+    "DOCKER_API_VERSION",
+)
+
+
+def docker_environ() -> dict[str, str]:
+    """The part of this process's environment the docker CLI needs, for its subprocesses."""
+    return {name: os.environ[name] for name in _DOCKER_ENV if name in os.environ}
+
+
 def _default_data_dir() -> str:
     return str(Path.home() / ".local" / "share" / "homeport")
 
@@ -169,7 +193,11 @@ class Settings:
     allow_file_urls: bool = False
     """Let webhooks fetch from file:// clone URLs (tests and local mirrors only)."""
     build_memory: int = 2 * 1024**3
-    """Memory cap of each build container."""
+    """Memory cap of each build's RUN steps, where the engine's BuildKit supports one."""
+    build_cache: int = 5 * 1024**3
+    """BuildKit cache kept after each build (cache mounts, layers); the rest is pruned."""
+    min_free_disk: int = 2 * 1024**3
+    """Free space a build needs on the engine's data root; short of it, prune, then refuse."""
     keep_releases: int = 10
     """Releases per app whose images and Secrets are kept for rollback."""
     rollback_on_failure: bool = True
@@ -254,6 +282,8 @@ class Settings:
             "max_log_bytes": _log_size,
             "allow_file_urls": _bool,
             "build_memory": parse_size,
+            "build_cache": parse_size,
+            "min_free_disk": parse_size,
             "keep_releases": _positive_int,
             "rollback_on_failure": _bool,
         }

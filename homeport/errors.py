@@ -23,7 +23,8 @@ HomeportError
 ├── RedisStartError        the embedded Redis did not start (redis_server.py)
 ├── JobRefused             a queued job that is not homeport's runner (worker.py)
 └── StageError             a deploy stage failed; the job ends failed with its message
-    ├── BuildError         Dockerfile missing or failing (builder/errors.py)
+    ├── BuildError         Dockerfile missing or failing, no BuildKit, disk full
+    │                      (builder/errors.py)
     ├── RegistryError      registry refusing the push (registry.py)
     ├── TreeError          a pushed tree homeport will not use: names that escape the
     │                      context, too deep, files too big, malformed (commits.py)

@@ -29,6 +29,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?")
 _CPU = re.compile(r"[0-9]+m|[0-9]+(\.[0-9]{1,3})?")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_STAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _PATH_CHARS = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*")
 
 
@@ -41,7 +42,23 @@ class BuildConfig:
     """[build]: how the image is built."""
 
     dockerfile: str = "Dockerfile"
+    """Relative to `context`, or to the repository root when it starts with "/"."""
     args: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    context: str = "."
+    """The directory of the commit sent to the builder; "." is the repository root."""
+    target: str | None = None
+    """The stage of a multi-stage Dockerfile to build; None builds the last one."""
+    secrets: tuple[str, ...] = ()
+    """Names of app config values handed to the build as BuildKit secrets."""
+
+    @property
+    def dockerfile_path(self) -> str:
+        """Where the Dockerfile is in the repository."""
+        if self.dockerfile.startswith("/"):
+            return self.dockerfile[1:]
+        if self.context == ".":
+            return self.dockerfile
+        return f"{self.context}/{self.dockerfile}"
 
 
 @dataclass(frozen=True)
@@ -165,16 +182,64 @@ def _int_between(low: int, high: int, what: str) -> _Check:
     return check
 
 
-def _dockerfile(key: str, value: Any) -> str:
-    allowed = 'use a path inside the repository, e.g. "Dockerfile" or "docker/Dockerfile"'
+def _inside(value: Any, *, rooted: bool) -> str | None:
+    """value as a normalised path inside the repository, or None when it is not one."""
     if not isinstance(value, str) or not value or len(value) > 1024:
+        return None
+    if "\\" in value or "\0" in value:
+        return None
+    root = rooted and value.startswith("/")
+    path = PurePosixPath(value[1:] if root else value)
+    if path.is_absolute() or ".." in path.parts:
+        return None
+    return ("/" if root else "") + str(path)
+
+
+def _dockerfile(key: str, value: Any) -> str:
+    path = _inside(value, rooted=True)
+    if path is None or path in (".", "/."):
+        raise _refuse(
+            key,
+            value,
+            "use a path inside the repository, relative to [build] context or starting "
+            'with "/" at the repository root, e.g. "Dockerfile" or "/docker/web.Dockerfile"',
+        )
+    return path
+
+
+def _context(key: str, value: Any) -> str:
+    # The context is sent to the engine whole: a path leaving the repository could name
+    # anything on the server.
+    path = _inside(value, rooted=False)
+    if path is None:
+        raise _refuse(
+            key, value, 'use a directory inside the repository, e.g. "services/web" or "."'
+        )
+    return path
+
+
+def _target(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not _STAGE.fullmatch(value):
+        raise _refuse(key, value, 'use the name of a stage in the Dockerfile, e.g. "runtime"')
+    return value
+
+
+def _secrets(key: str, value: Any) -> tuple[str, ...]:
+    allowed = 'use a list of app config names, e.g. ["NPM_TOKEN"]'
+    if not isinstance(value, list) or len(value) > MAX_ENTRIES:
         raise _refuse(key, value, allowed)
-    path = PurePosixPath(value)
-    if path.is_absolute() or ".." in path.parts or "\\" in value or "\0" in value:
-        raise _refuse(key, value, allowed)
-    if str(path) in (".", ""):
-        raise _refuse(key, value, allowed)
-    return str(path)
+    names: list[str] = []
+    for name in value:
+        if not isinstance(name, str) or not _NAME.fullmatch(name) or len(name) > 256:
+            raise _refuse(
+                key,
+                name,
+                "names use letters, digits and underscores and do not start with a digit, "
+                'e.g. "NPM_TOKEN"',
+            )
+        if name not in names:
+            names.append(name)
+    return tuple(names)
 
 
 def _quantity(pattern: re.Pattern[str], example: str, *, numbers: bool) -> _Check:
@@ -234,7 +299,13 @@ def _string_table(what: str) -> _Check:
 
 
 _KEYS: dict[str, dict[str, _Check]] = {
-    "build": {"dockerfile": _dockerfile, "args": _string_table("build arguments")},
+    "build": {
+        "dockerfile": _dockerfile,
+        "context": _context,
+        "target": _target,
+        "args": _string_table("build arguments"),
+        "secrets": _secrets,
+    },
     "run": {
         "port": _int_between(1, 65535, "a port"),
         "replicas": _int_between(0, 100, "a number of replicas"),

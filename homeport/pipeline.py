@@ -82,7 +82,8 @@ def execute(settings: Settings, job: jobs.Job) -> None:
 def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None:
     # The app's config values are secrets to the log before anything can print them: a
     # build step or a failing rollout might.
-    out.masker.add(appconfig.values(settings, job.app))
+    config = appconfig.values(settings, job.app)
+    out.masker.add(config.values())
     if job.kind == "rollback":
         rolled = lifecycle.rollback_release(settings, job, out)
         lifecycle.keep_releases(settings, job.app, out)
@@ -102,6 +103,7 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
     manifest = read_manifest(repo_path, job.commit)
     # App env values are secrets to the log, wherever a build step might echo them.
     out.masker.add(manifest.env.values())
+    secrets = {name: config[name] for name in manifest.build.secrets if name in config}
     image = build_and_push(
         repo_path=repo_path,
         app=job.app,
@@ -109,6 +111,9 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
         manifest=manifest,
         registry=settings.registry,
         build_memory=settings.build_memory,
+        build_cache=settings.build_cache,
+        min_free_disk=settings.min_free_disk,
+        secrets=secrets,
         timeout=settings.job_timeout,
         emit=out,
         max_blob_bytes=settings.max_blob_bytes,

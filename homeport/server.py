@@ -19,6 +19,8 @@ from types import FrameType
 import uvicorn
 
 from homeport import db
+from homeport.builder import buildkit
+from homeport.builder.errors import BuildKitMissing
 from homeport.config import Settings
 from homeport.errors import HomeportError
 from homeport.receiver.app import create_app
@@ -192,6 +194,11 @@ def up(settings: Settings, token: str, say: Callable[[str], None]) -> None:
     # workers and Redis below are stopped rather than orphaned.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     say(f"homeport is up on {settings.public_url}")
+    try:
+        buildkit.require()
+    except BuildKitMissing as exc:
+        # homeport still serves (config, logs, rollbacks); each push fails with this message.
+        say(f"  warning: pushes will fail until BuildKit builds work: {exc}")
     say(f"  token: {settings.token_path if not settings.token else 'HOMEPORT_TOKEN'}")
     say(f"  git remote add homelab {settings.public_url}/git/<app>.git")
     try:

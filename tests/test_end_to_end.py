@@ -60,7 +60,8 @@ def test_blog_lifecycle(
         # 1. The blog goes live and serves the commit's text.
         pushed = work.push(hp.remote("blog"))
         assert pushed.returncode == 0, pushed.stderr
-        assert "Step 1/" in pushed.stderr
+        assert "remote:        #0 building with" in pushed.stderr
+        assert "remote: -----> Pushing 127.0.0.1:5000/blog:" in pushed.stderr
         assert "remote: -----> blog v1 is live" in pushed.stderr
         assert "remote:        http://blog.home.lan/" in pushed.stderr
         status, body = service_proxy_get(kube, apps_namespace, "blog")
@@ -208,5 +209,87 @@ def test_parallel_apps_and_superseding(
         }
         assert (jobs[one], jobs[two]) == ("superseded", "succeeded")
         assert "two" in service_proxy_get(kube, apps_namespace, "blog")[1]
+    finally:
+        hp.stop()
+
+
+MONOREPO_DOCKERFILE = """\
+FROM homeport-base:busybox AS deps
+COPY deps.txt /deps.txt
+RUN --mount=type=cache,target=/cache,id={cache} for dep in $(cat /deps.txt); do \\
+    if [ -f /cache/$dep ]; then echo "reused $dep"; \\
+    else echo "fetched $dep"; echo $dep > /cache/$dep; fi; done; /bin/busybox cp -r /cache /deps
+
+FROM homeport-base:busybox AS runtime
+COPY --from=deps /deps /www/deps
+RUN --mount=type=secret,id=NPM_TOKEN,required=true \\
+    /bin/busybox sha256sum /run/secrets/NPM_TOKEN | /bin/busybox cut -c1-64 > /www/token.sha256 \\
+    && echo "token is $(cat /run/secrets/NPM_TOKEN) ({cache})"
+COPY www/ /www/
+EXPOSE 8080
+CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
+
+FROM runtime AS debug
+RUN echo "the debug stage was built" && exit 1
+"""
+
+
+def test_monorepo_service_with_cache_mount_secret_and_target_goes_live(
+    tmp_path: Path, kube: Kube, docker_services: str, apps_namespace: str, redis_url: str
+) -> None:
+    """A service in a subdirectory, built to its runtime stage with a cache mount and a build
+    secret from the app's config, goes live; the secret is masked; a missing one fails."""
+    import hashlib
+    import uuid
+
+    hp = _start(tmp_path, redis_url, apps_namespace)
+    secret = "npm-" + uuid.uuid4().hex
+    try:
+        work = WorkTree(tmp_path / "mono", dockerfile=None)
+        work.write(
+            "homeport.toml",
+            '[build]\ncontext = "services/web"\ntarget = "runtime"\nsecrets = ["NPM_TOKEN"]\n',
+        )
+        work.write("services/web/Dockerfile", MONOREPO_DOCKERFILE.format(cache=apps_namespace))
+        work.write("services/web/deps.txt", "alpha beta\n")
+        work.write("services/web/www/index.html", "<h1>web v1</h1>\n")
+        work.write("services/api/README", "another service, not in the context\n")
+        work.commit("monorepo")
+
+        # 1. NPM_TOKEN is not set yet: the push fails naming it, before any build.
+        pushed = work.push(hp.remote("web"))
+        assert pushed.returncode != 0
+        assert "names NPM_TOKEN in [build] secrets of homeport.toml, but it is not set" in (
+            pushed.stderr
+        )
+        assert "homeport config set web NPM_TOKEN=..." in pushed.stderr
+
+        # 2. Set, the service goes live with the secret used and never shown.
+        answer = hp.api("POST", "/api/apps/web/config", json={"set": {"NPM_TOKEN": secret}})
+        assert answer.status_code == 200, answer.text
+        pushed = work.push(hp.remote("web"))
+        assert pushed.returncode == 0, pushed.stderr
+        assert "remote: -----> web v1 is live" in pushed.stderr
+        # The step is this run's own ({cache}), so it runs rather than coming from the cache.
+        assert "token is ***" in pushed.stderr and secret not in pushed.stderr
+        assert "fetched alpha" in pushed.stderr and "debug stage" not in pushed.stderr
+        assert secret not in hp.api("GET", "/api/apps/web/jobs").text
+        status, page = service_proxy_get(kube, apps_namespace, "web")
+        assert (status, "web v1" in page) == (200, True)
+        _, digest = service_proxy_get(kube, apps_namespace, "web", "token.sha256")
+        assert digest.strip() == hashlib.sha256(secret.encode()).hexdigest()
+
+        # 3. A new dependency re-runs the step, which reuses what the cache mount holds.
+        work.write("services/web/deps.txt", "alpha beta gamma\n")
+        work.write("services/web/www/index.html", "<h1>web v2</h1>\n")
+        work.commit("gamma")
+        pushed = work.push(hp.remote("web"))
+        assert pushed.returncode == 0, pushed.stderr
+        assert "reused alpha" in pushed.stderr and "fetched gamma" in pushed.stderr
+        assert "fetched alpha" not in pushed.stderr
+        _, listing = service_proxy_get(kube, apps_namespace, "web", "deps/gamma")
+        assert listing.strip() == "gamma"
+        status, page = service_proxy_get(kube, apps_namespace, "web")
+        assert (status, "web v2" in page) == (200, True)
     finally:
         hp.stop()

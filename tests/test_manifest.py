@@ -92,7 +92,16 @@ def test_numbers_in_env_and_args_become_strings() -> None:
         ('[healthcheck]\npath = "healthz"', 'healthcheck.path = "healthz" is not allowed: use an'),
         ("[healthcheck]\ntimeout = 0", "healthcheck.timeout = 0 is not allowed: use a number of"),
         ('[build]\ndockerfile = "../Dockerfile"', 'build.dockerfile = "../Dockerfile" is not al'),
-        ('[build]\ndockerfile = "/Dockerfile"', 'build.dockerfile = "/Dockerfile" is not allowed'),
+        ('[build]\ndockerfile = "/../Dockerfile"', 'build.dockerfile = "/../Dockerfile" is not'),
+        ('[build]\ncontext = "../other"', 'build.context = "../other" is not allowed: use a dir'),
+        ('[build]\ncontext = "/srv/app"', 'build.context = "/srv/app" is not allowed: use a dir'),
+        ('[build]\ncontext = "a/../../b"', 'build.context = "a/../../b" is not allowed'),
+        ('[build]\ntarget = "run time"', 'build.target = "run time" is not allowed: use the name'),
+        (
+            '[build]\nsecrets = "NPM_TOKEN"',
+            'build.secrets = "NPM_TOKEN" is not allowed: use a list',
+        ),
+        ('[build]\nsecrets = ["NPM-TOKEN"]', 'build.secrets = "NPM-TOKEN" is not allowed: names'),
         ('[build]\nargs = "x"', 'build.args = "x" is not allowed: use a table of build arg'),
         ("[build]\nargs = { 1X = 'a' }", "build.args.1X is not allowed: names use letters"),
         ("[env]\nX = [1]", "env.X = [...] is not allowed: use a string"),
@@ -232,3 +241,19 @@ def test_every_accepted_manifest_makes_a_deployable_run_spec() -> None:
     deployment = objects.deployment("blog", 1, "r/blog@sha256:" + "a" * 64, spec, "blog-v1")
     assert deployment["spec"]["replicas"] == 100
     assert parse_manifest("[run]\nreplicas = 75").run_spec().replicas == 75
+
+
+def test_build_context_target_and_secrets() -> None:
+    """[build] context, target and secrets parse; dockerfile is relative to the context
+    unless it starts with "/" at the repository root."""
+    manifest = parse_manifest(
+        '[build]\ncontext = "services/web/"\ntarget = "runtime"\n'
+        'secrets = ["NPM_TOKEN", "NPM_TOKEN", "GH_TOKEN"]\n'
+    )
+    assert manifest.build.context == "services/web"
+    assert manifest.build.target == "runtime"
+    assert manifest.build.secrets == ("NPM_TOKEN", "GH_TOKEN")
+    assert manifest.build.dockerfile_path == "services/web/Dockerfile"
+    rooted = parse_manifest('[build]\ncontext = "services/web"\ndockerfile = "/docker/web"\n')
+    assert rooted.build.dockerfile_path == "docker/web"
+    assert parse_manifest("").build.dockerfile_path == "Dockerfile"

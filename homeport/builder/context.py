@@ -1,9 +1,10 @@
-"""The build context: a commit's tree as a tar stream, minus what .dockerignore leaves out.
+"""The build context: a directory of a commit's tree as a tar stream, minus what .dockerignore
+(read from that directory, as Docker does) leaves out.
 
 Read straight from the bare repository (no checkout), each file streamed from git into the
 tar, so memory stays flat whatever the file sizes. File modes are kept, so executables stay
-executable (the legacy builder the docker SDK drives has no `COPY --chmod`), and symlinks stay
-symlinks; the daemon resolves them inside the context, never on the host.
+executable, and symlinks stay symlinks; the engine resolves them inside the context, never on
+the host.
 """
 
 from __future__ import annotations
@@ -46,15 +47,24 @@ def _tar_bytes(size: int) -> int:
 
 
 def write_context(
-    tree: CommitTree, out: IO[bytes], *, dockerfile: str, max_bytes: int | None = None
+    tree: CommitTree,
+    out: IO[bytes],
+    *,
+    dockerfile: str,
+    max_bytes: int | None = None,
+    root: str = ".",
+    extra: tuple[str, Entry] | None = None,
 ) -> int:
-    """Write the tar context of the tree to out; return the number of files written.
+    """Write the tar context of the tree's `root` directory to out; return the files written.
 
-    max_bytes bounds the tar (HOMEPORT_MAX_CONTEXT_BYTES): files are shared between paths
-    for free in git, so a small push can name far more data than any disk holds.
+    `dockerfile` is the Dockerfile's path inside the context, kept whatever .dockerignore
+    says. `extra` adds one more file at a name of its own (a Dockerfile from outside the
+    context). max_bytes bounds the tar (HOMEPORT_MAX_CONTEXT_BYTES): files are shared
+    between paths for free in git, so a small push can name far more data than any disk holds.
     """
+    prefix = "" if root == "." else root + "/"
     ignore = DockerIgnore("")
-    entry = tree.lookup(".dockerignore")
+    entry = tree.lookup(prefix + ".dockerignore")
     # Only a regular file counts: a symlink's target would be read as patterns.
     if entry is not None and not (entry.is_dir or entry.is_submodule or entry.is_symlink):
         raw = tree.read(entry, MAX_DOCKERIGNORE_BYTES)
@@ -65,12 +75,9 @@ def write_context(
     written_dirs: set[str] = set()
     count = total = 0
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for entry in tree.walk():
-            if entry.is_dir or ignore.ignored(entry.path):
-                continue
-            if entry.is_submodule:
-                log.info("build context: skipping submodule %s", entry.path)
-                continue
+
+        def add(path: str, entry: Entry) -> None:
+            nonlocal count, total
             total += _tar_bytes(entry.size)
             if max_bytes is not None and total > max_bytes:
                 raise BuildError(
@@ -78,9 +85,20 @@ def write_context(
                     f"({show_size(max_bytes)}) at {entry.path}; leave large files out with "
                     ".dockerignore or raise the limit"
                 )
-            _add_parents(tar, entry.path, written_dirs, mtime)
-            _add(tar, tree, entry, mtime)
+            _add_parents(tar, path, written_dirs, mtime)
+            _add(tar, tree, path, entry, mtime)
             count += 1
+
+        for entry in tree.walk(root if prefix else ""):
+            path = entry.path[len(prefix) :]
+            if entry.is_dir or ignore.ignored(path):
+                continue
+            if entry.is_submodule:
+                log.info("build context: skipping submodule %s", entry.path)
+                continue
+            add(path, entry)
+        if extra is not None:
+            add(*extra)
     return count
 
 
@@ -97,8 +115,8 @@ def _add_parents(tar: tarfile.TarFile, path: str, written: set[str], mtime: int)
         written.add(parent)
 
 
-def _add(tar: tarfile.TarFile, tree: CommitTree, entry: Entry, mtime: int) -> None:
-    info = _info(entry.path, mtime)
+def _add(tar: tarfile.TarFile, tree: CommitTree, path: str, entry: Entry, mtime: int) -> None:
+    info = _info(path, mtime)
     if entry.is_symlink:
         target = tree.read(entry, MAX_LINK_BYTES + 1)
         if len(target) > MAX_LINK_BYTES:
@@ -123,11 +141,20 @@ def _add(tar: tarfile.TarFile, tree: CommitTree, entry: Entry, mtime: int) -> No
     tar.addfile(info, blob)
 
 
-def spool_context(tree: CommitTree, *, dockerfile: str, max_bytes: int | None = None) -> IO[bytes]:
+def spool_context(
+    tree: CommitTree,
+    *,
+    dockerfile: str,
+    max_bytes: int | None = None,
+    root: str = ".",
+    extra: tuple[str, Entry] | None = None,
+) -> IO[bytes]:
     """The tree's build context as a tar file object positioned at its start; caller closes."""
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
     try:
-        count = write_context(tree, spool, dockerfile=dockerfile, max_bytes=max_bytes)
+        count = write_context(
+            tree, spool, dockerfile=dockerfile, max_bytes=max_bytes, root=root, extra=extra
+        )
     except BaseException:
         spool.close()
         raise

@@ -5,7 +5,14 @@ from __future__ import annotations
 from homeport.errors import StageError, Unavailable
 from homeport.registry import RegistryError, RegistryUnreachable
 
-__all__ = ["BuildError", "EngineUnreachable", "RegistryError", "RegistryUnreachable"]
+__all__ = [
+    "BuildError",
+    "BuildKitMissing",
+    "DiskFull",
+    "EngineUnreachable",
+    "RegistryError",
+    "RegistryUnreachable",
+]
 
 
 class BuildError(StageError):
@@ -16,3 +23,11 @@ class EngineUnreachable(BuildError, Unavailable):
     """The Docker engine cannot be reached."""
 
     dependency = "the Docker engine"
+
+
+class BuildKitMissing(BuildError):
+    """BuildKit builds do not work: Docker's buildx plugin is missing or broken."""
+
+
+class DiskFull(BuildError):
+    """The engine's data root is short of HOMEPORT_MIN_FREE_DISK even after pruning."""

@@ -1,8 +1,9 @@
 """App env secrets (`homeport config set|unset|show`), kept in the Secret `<app>-config`.
 
 They are read at deploy time and merged over the manifest's [env] into the release's immutable
-Secret. Values never leave this module except into that Secret and into a job's masker
-(`values`), which hides them in the job's output: `show` masks them.
+Secret. Values never leave this module except into that Secret, into a job's masker
+(`values`), which hides them in the job's output, and into the build (those named in
+[build] secrets): `show` masks them.
 """
 
 from __future__ import annotations
@@ -86,10 +87,11 @@ def unset(settings: Settings, app: str, keys: Iterable[str]) -> list[str]:
         return sorted(read(kube, app))
 
 
-def values(settings: Settings, app: str) -> list[str]:
-    """The app's config values, for masking them in output; never show them."""
+def values(settings: Settings, app: str) -> dict[str, str]:
+    """The app's config values, for masking them in output and for [build] secrets; never
+    show them."""
     with Kube(settings) as kube:
-        return list(read(kube, app).values())
+        return read(kube, app)
 
 
 def show(settings: Settings, app: str) -> dict[str, str]:

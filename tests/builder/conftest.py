@@ -51,6 +51,8 @@ def build(services: str) -> Build:
             "manifest": Manifest(),
             "registry": REGISTRY,
             "build_memory": BUILD_MEMORY,
+            "build_cache": 5 * 1024**3,
+            "min_free_disk": 64 * 1024**2,
             "timeout": 120.0,
             "emit": Recorder(),
             "max_blob_bytes": 256 * 1024**2,

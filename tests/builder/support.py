@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import requests
 
@@ -41,3 +43,23 @@ def registry_tags(app: str) -> list[str]:
 
 def dockerfile(*lines: str) -> str:
     return "\n".join([f"FROM {BASE_IMAGE}", *lines]) + "\n"
+
+
+def said(lines: list[str], text: str) -> int:
+    """Index of the first line in which a build step printed exactly `text` (plain progress:
+    `#5 0.123 text`)."""
+    pattern = re.compile(r"^\s+#\d+ \d+\.\d+ " + re.escape(text) + "$")
+    return next(i for i, line in enumerate(lines) if pattern.match(line))
+
+
+def processes_running(fragment: str) -> list[str]:
+    """Command lines of this machine's processes that contain `fragment`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if fragment in text:
+            found.append(text)
+    return found
