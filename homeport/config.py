@@ -176,8 +176,8 @@ class Settings:
     """Path to a kubeconfig; unset = in-cluster service account, else ~/.kube/config."""
     workers: int = 2
     """Worker processes `homeport up` starts (apps deploy in parallel, one job per app)."""
-    git_threads: int = 16
-    """Concurrent git requests; a push waiting for its deploy holds one."""
+    git_threads: int = 64
+    """Concurrent git requests; each push waiting for its deploy holds one for that long."""
     job_timeout: int = 1800
     """Seconds a deploy job may run before it is stopped and failed."""
     max_push_bytes: int = 512 * 1024**2

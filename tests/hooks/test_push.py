@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 import uuid
@@ -142,6 +144,45 @@ def test_a_push_over_the_size_cap_is_refused(tmp_path: Path, redis_url: str) -> 
         assert result.returncode != 0
         assert _remote_head(hp, "blog") is None
     finally:
+        hp.stop()
+
+
+def test_a_burst_of_waiting_pushes_is_queued_in_full(tmp_path: Path, redis_url: str) -> None:
+    """30 pushes to 30 apps, all waiting for their deploys, are all queued; git still answers."""
+    hp = Homeport(data_dir=tmp_path / "data", redis_url=redis_url).start(workers=0)
+    names = [f"burst-{i}" for i in range(30)]
+    pushes: list[subprocess.Popen[str]] = []
+    try:
+        for name in names:
+            # No Dockerfile: once workers run, each job fails at once, before any build.
+            work = WorkTree(tmp_path / name, dockerfile=None)
+            work.commit(name, **{"index.html": name})
+            pushes.append(
+                subprocess.Popen(
+                    ["git", "push", hp.remote(name), "main"],
+                    cwd=work.path,
+                    env=work.env(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    start_new_session=True,  # so that cleanup reaches git's remote helper
+                )
+            )
+        for name in names:
+            _wait_jobs(hp, name, 1)
+        listed = WorkTree(tmp_path / names[0]).git("ls-remote", hp.remote(names[0]), timeout=10)
+        assert listed.returncode == 0
+        assert all(push.poll() is None for push in pushes)
+        hp.start_workers(2)
+        for push in pushes:
+            _, err = push.communicate(timeout=120)
+            assert push.returncode != 0 and "has no Dockerfile" in err
+    finally:
+        for push in pushes:
+            if push.poll() is None:
+                os.killpg(push.pid, signal.SIGKILL)
+                push.communicate(timeout=30)
         hp.stop()
 
 
