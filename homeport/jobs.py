@@ -156,6 +156,16 @@ def has_queued(data_dir: Path, app: str) -> bool:
     return row is not None
 
 
+def newest_queued(data_dir: Path, app: str) -> Job | None:
+    with db.connect(data_dir) as conn:
+        row = conn.execute(
+            "SELECT * FROM jobs WHERE app = ? AND status = ? ORDER BY created_at DESC, id DESC"
+            " LIMIT 1",
+            (app, QUEUED),
+        ).fetchone()
+    return None if row is None else _row(row)
+
+
 def claim_next(data_dir: Path, app: str) -> tuple[Job | None, list[Job]]:
     """Start the app's newest queued job; older queued ones are superseded by it.
 

@@ -11,6 +11,7 @@ the one place that decides a release left `deploying` is stuck and gives it the 
 cluster shows, and `recover` the one place that restarts an app whose runner died.
 
 Job:      queued -> running -> succeeded | failed;  queued -> superseded | failed (not queued)
+          running -> superseded (a newer job was queued before this one's rollout)
 Release:  deploying -> live -> superseded | rolled_back;  deploying -> failed | superseded
 """
 
@@ -67,6 +68,15 @@ class Duplicate:
 
 class ReleaseFailed(StageError):
     """A release did not go live; the message names it and what runs instead."""
+
+
+# Not a HomeportError: an outcome of the job, not an error anyone has to act on.
+class Superseded(Exception):
+    """A newer job of the app is queued: this one ends before it changes the cluster."""
+
+    def __init__(self, newer: jobs.Job) -> None:
+        super().__init__(f"superseded by {newer.commit[:12]}")
+        self.newer = newer
 
 
 # -- intake --------------------------------------------------------------------------------
@@ -240,6 +250,24 @@ def claim(settings: Settings, conn: redis.Redis, app: str) -> jobs.Job | None:
             f"-----> superseded by a newer push ({job.commit[:12] if job else '?'})"
         )
     return job
+
+
+def check_newest(settings: Settings, job: jobs.Job) -> None:
+    """Raise Superseded if a newer job of the app is queued.
+
+    Called once the image is built: rolling it out would only be replaced by the newer job at
+    once, so a burst of pushes to one app rolls out its last commit, not every one.
+    """
+    newer = jobs.newest_queued(settings.data_dir, job.app)
+    if newer is not None:
+        raise Superseded(newer)
+
+
+def supersede(settings: Settings, job: jobs.Job, newer: jobs.Job) -> None:
+    output(settings, job).write(
+        f"-----> superseded by a newer push ({newer.commit[:12]}); not rolled out"
+    )
+    jobs.finish(settings.data_dir, job.id, jobs.SUPERSEDED, f"superseded by {newer.commit[:12]}")
 
 
 def hand_over(settings: Settings, conn: redis.Redis, app: str) -> None:

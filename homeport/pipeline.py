@@ -53,6 +53,9 @@ def execute(settings: Settings, job: jobs.Job) -> None:
     started = time.monotonic()
     try:
         release = _stages(settings, job, out)
+    except lifecycle.Superseded as newer:
+        lifecycle.supersede(settings, job, newer.newer)
+        return
     except HomeportError as exc:
         # The reason is stored and shown by the API and git: masked like the output.
         text = out.masker(str(exc))
@@ -121,6 +124,7 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
     )
     lifecycle.record_image(settings, job, image.ref)
     spec = manifest.run_spec()
+    lifecycle.check_newest(settings, job)
     release = lifecycle.deploy_release(settings, job, image=image.ref, spec=spec, emit=out)
     if spec.ingress_host:
         out.write(f"       http://{spec.ingress_host}/")

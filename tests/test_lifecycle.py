@@ -49,6 +49,30 @@ def test_claim_runs_the_newest_and_supersedes_the_rest(tmp_path: Path, redis_url
     assert jobs.get(tmp_path, other.id).status == jobs.QUEUED
 
 
+def test_a_newer_job_supersedes_a_running_one_before_its_rollout(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Once a newer job is queued, the running one ends superseded, naming it, not rolled out."""
+    settings = _settings(tmp_path, redis_url)
+    conn = redis.Redis.from_url(redis_url)
+    _submit(settings, conn, "blog", "a" * 40)
+    running = lifecycle.claim(settings, conn, "blog")
+    assert running is not None
+    lifecycle.check_newest(settings, running)  # nothing newer: it goes on
+    _submit(settings, conn, "api", "c" * 40)
+    lifecycle.check_newest(settings, running)  # another app's job is not newer work
+    newer = _submit(settings, conn, "blog", "b" * 40)
+    with pytest.raises(lifecycle.Superseded) as caught:
+        lifecycle.check_newest(settings, running)
+    assert caught.value.newer.id == newer.id
+    lifecycle.supersede(settings, running, caught.value.newer)
+    ended = jobs.get(tmp_path, running.id)
+    assert (ended.status, ended.reason) == (jobs.SUPERSEDED, f"superseded by {'b' * 12}")
+    log = joblog.log_path(tmp_path, "blog", running.id).read_text()
+    assert f"superseded by a newer push ({'b' * 12}); not rolled out" in log
+    assert jobs.get(tmp_path, newer.id).status == jobs.QUEUED
+
+
 def test_submit_queues_one_runner_per_app(tmp_path: Path, redis_url: str) -> None:
     """Submitting twice for one app queues one runner; another app gets its own."""
     settings = _settings(tmp_path, redis_url)

@@ -287,6 +287,43 @@ def test_two_apps_deploy_in_parallel(homeport: Homeport, tmp_path: Path) -> None
     assert a["started_at"] < b["ended_at"] and b["started_at"] < a["ended_at"]
 
 
+def test_a_push_during_the_build_supersedes_it_before_its_rollout(
+    homeport: Homeport, work: WorkTree
+) -> None:
+    """A push arriving while the app builds wins: the building commit is never rolled out."""
+    import uuid
+
+    nonce = uuid.uuid4().hex[:8]
+    dockerfile = SLOW_DOCKERFILE.format(nonce=nonce).replace("sleep 2", "sleep 6")
+    first = work.commit("one", Dockerfile=dockerfile, **{"index.html": "one"})
+    remote = homeport.remote("blog")
+    push_one = work.push_async(remote, f"{first}:refs/heads/main")
+    assert push_one.stderr is not None
+    err_one = []
+    for line in push_one.stderr:
+        err_one.append(line)
+        if f"step-one-{nonce}" in line:
+            break  # the build sleeps 6 s from here
+    second = work.commit("two", **{"index.html": "two"})
+    push_two = work.push_async(remote, f"+{second}:refs/heads/main")
+    _wait_jobs(homeport, "blog", 2)
+    _, rest = push_one.communicate(timeout=120)
+    _, err_two = push_two.communicate(timeout=120)
+    err = "".join(err_one) + (rest or "")
+    assert push_two.returncode == 0, err_two
+    assert push_one.returncode != 0
+    assert f"superseded by a newer push ({second[:12]}); not rolled out" in err
+    assert f"deploy superseded: superseded by {second[:12]}" in err
+    jobs = homeport.api("GET", "/api/apps/blog/jobs").json()["jobs"]
+    assert [(j["commit"], j["status"]) for j in jobs] == [
+        (second, "succeeded"),
+        (first, "superseded"),
+    ]
+    listed = homeport.api("GET", "/api/apps/blog/releases").json()["releases"]
+    assert [(r["commit"], r["status"]) for r in listed] == [(second, "live")]
+    assert _remote_head(homeport, "blog") == second
+
+
 def test_client_disconnect_leaves_the_deploy_running(homeport: Homeport, work: WorkTree) -> None:
     """If the pushing client goes away, the job finishes and the worker moves main."""
     import uuid
