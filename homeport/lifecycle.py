@@ -530,9 +530,12 @@ def keep_releases(settings: Settings, app: str, emit: Emit) -> None:
     deployer = _deployer()
     every = releases.history(settings.data_dir, app)
     kept, dropped = retained(every, releases.live(settings.data_dir, app), settings.keep_releases)
+    pushed = _pushed(settings, app)
+    if not dropped and set(pushed) <= {r.digest for r in kept}:
+        # Nothing falls outside retention: spare the cluster, registry and engine the calls.
+        return
     try:
         keep = deployer.keep_digests(settings, kept, dropped)
-        pushed = _pushed(settings, app)
         removable = set(pushed) - keep
         own_tags = set().union(*pushed.values())
         removed = registry.prune(settings.registry, app, removable, own_tags)
