@@ -274,6 +274,8 @@ def hand_over(settings: Settings, conn: redis.Redis, app: str) -> None:
     """A runner ends: queue the next one if work arrived meanwhile."""
     with queue.locked(conn, app):
         queue.runner_ended(conn, app)
+        if not queue.runner_is_current(conn, app) and queue.runner_alive(conn, app):
+            return  # another runner of the app was queued meanwhile; it takes the work
         if jobs.has_queued(settings.data_dir, app):
             queue.enqueue_runner(settings, conn, app)
         else:

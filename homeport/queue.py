@@ -15,11 +15,12 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from redis.exceptions import RedisError
-from rq import Queue
+from rq import Queue, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RqJob
 from rq.serializers import JSONSerializer
@@ -109,9 +110,23 @@ def runner_alive(conn: redis.Redis, app: str) -> bool:
     status = rq_job.get_status(refresh=False)
     if status in ("queued", "deferred", "scheduled"):
         return True
-    if status == "started":
-        return bool(conn.exists(_beat_key(app)))
-    return False
+    if status != "started":
+        return False
+    if conn.exists(_beat_key(app)):
+        return True
+    # rq marks the runner started a moment before its process sets the heartbeat; taking
+    # that moment for death would queue a second runner beside the first.
+    started = rq_job.started_at
+    return started is not None and ((datetime.now(UTC) - started).total_seconds() < HEARTBEAT_TTL)
+
+
+def runner_is_current(conn: redis.Redis, app: str) -> bool:
+    """Whether the app's runner key names the rq job this process runs (or names none)."""
+    current = get_current_job(connection=conn)
+    rq_id: Any = conn.get(_runner_key(app))
+    if not rq_id or current is None:
+        return True
+    return bool((rq_id.decode() if isinstance(rq_id, bytes) else str(rq_id)) == current.id)
 
 
 def enqueue_runner(settings: Settings, conn: redis.Redis, app: str) -> None:
@@ -132,8 +147,18 @@ def forget_runner(conn: redis.Redis, app: str) -> None:
 
 
 def runner_ended(conn: redis.Redis, app: str) -> None:
-    """The runner's process is done: its heartbeat and process id no longer apply."""
+    """This runner's process is done: its heartbeat and process id no longer apply.
+
+    Only its own: they are left alone when another process of the app's has taken them over.
+    """
+    raw: Any = conn.get(_pid_key(app))
+    if raw and (raw.decode() if isinstance(raw, bytes) else str(raw)) != _this_process():
+        return
     conn.delete(_beat_key(app), _pid_key(app))
+
+
+def _this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def kill_stuck_runner(conn: redis.Redis, app: str) -> bool:
@@ -180,7 +205,7 @@ class Heartbeat:
     def __enter__(self) -> Heartbeat:
         pipe = self._conn.pipeline()
         pipe.set(self._key, "1", ex=HEARTBEAT_TTL)
-        pipe.set(self._pid_key, f"{socket.gethostname()}:{os.getpid()}")
+        pipe.set(self._pid_key, _this_process())
         pipe.execute()
         self._thread.start()
         return self

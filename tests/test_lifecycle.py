@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
+from rq.job import Job as RqJob
 
 from homeport import db, joblog, jobs, lifecycle, queue
 from homeport.config import Settings
@@ -115,6 +117,46 @@ def test_recover_fails_orphans_and_restarts_the_queue(tmp_path: Path, redis_url:
     assert orphan.status == jobs.FAILED and "worker stopped" in orphan.reason
     assert jobs.get(tmp_path, waiting.id).status == jobs.QUEUED
     assert conn.llen(f"rq:queue:{queue.QUEUE_NAME}") == 1
+
+
+def _mark_runner_started(conn: redis.Redis, app: str, ago: float = 0.0) -> None:
+    """What rq does when a worker takes the runner, a moment before run_app begins."""
+    rq_job = RqJob.fetch(conn.get(f"homeport:runner:{app}").decode(), connection=conn)
+    pipe = conn.pipeline()
+    rq_job.prepare_for_execution("worker", pipe)
+    pipe.execute()
+    if ago:
+        started = datetime.now(UTC) - timedelta(seconds=ago)
+        conn.hset(rq_job.key, "started_at", started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+
+
+def test_a_runner_about_to_beat_is_not_taken_for_dead(tmp_path: Path, redis_url: str) -> None:
+    """Started by rq, heartbeat not yet set: recovery neither fails its job nor doubles it."""
+    settings = _settings(tmp_path, redis_url)
+    conn = redis.Redis.from_url(redis_url)
+    _submit(settings, conn, "blog", "a" * 40)
+    _mark_runner_started(conn, "blog")
+    running = lifecycle.claim(settings, conn, "blog")
+    assert running is not None
+    assert queue.runner_alive(conn, "blog")
+    lifecycle.recover(settings, conn)
+    assert jobs.get(tmp_path, running.id).status == jobs.RUNNING
+    assert conn.llen(f"rq:queue:{queue.QUEUE_NAME}") == 1  # no second runner
+
+
+def test_a_runner_that_never_beat_is_dead_after_the_heartbeat_ttl(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Started long ago without a heartbeat: its job fails as orphaned."""
+    settings = _settings(tmp_path, redis_url)
+    conn = redis.Redis.from_url(redis_url)
+    _submit(settings, conn, "blog", "a" * 40)
+    running = lifecycle.claim(settings, conn, "blog")
+    assert running is not None
+    _mark_runner_started(conn, "blog", ago=queue.HEARTBEAT_TTL + 5)
+    assert not queue.runner_alive(conn, "blog")
+    lifecycle.recover(settings, conn)
+    assert jobs.get(tmp_path, running.id).status == jobs.FAILED
 
 
 @pytest.fixture
