@@ -146,6 +146,24 @@ def connect(data_dir: Path) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
+@contextmanager
+def read(data_dir: Path) -> Iterator[sqlite3.Connection]:
+    """The thread's connection for reads only: one consistent snapshot, no write lock.
+
+    connect() takes the write lock at once (BEGIN IMMEDIATE), which a poll such as a waiting
+    push's "has my job ended?" must not: dozens of them would queue behind the workers' writes.
+    """
+    conn = _connection(data_dir)
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN DEFERRED")
+    try:
+        yield conn
+    finally:
+        conn.execute("COMMIT")
+
+
 def init(data_dir: Path) -> None:
     """Create missing tables and indexes; safe on every start and on older databases."""
     data_dir.mkdir(parents=True, exist_ok=True)

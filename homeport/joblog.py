@@ -24,6 +24,10 @@ from pathlib import Path
 MIN_SECRET_LENGTH = 4
 MASK = "***"
 POLL_SECONDS = 0.05
+# A follower whose job has printed nothing for a while (queued behind other apps' deploys)
+# looks less often: a burst of pushes keeps dozens of them waiting at once.
+IDLE_AFTER_SECONDS = 1.0
+IDLE_POLL_SECONDS = 0.25
 DEFAULT_MAX_BYTES = 10 * 1024**2
 # One line longer than this is cut: a tail segment must hold several lines.
 MAX_LINE_BYTES = 16 * 1024
@@ -235,18 +239,21 @@ def follow(path: Path, ended: Callable[[], bool], *, timeout: float | None = Non
     """
     reader = _Reader(path)
     deadline = None if timeout is None else time.monotonic() + timeout
+    last_news = time.monotonic()
     while True:
         done = ended()
         chunk = reader.read()
         if chunk:
             yield from chunk.decode("utf-8", "replace").splitlines()
+            last_news = time.monotonic()
             continue
         if done:
             return
-        if deadline is not None and time.monotonic() > deadline:
+        now = time.monotonic()
+        if deadline is not None and now > deadline:
             yield _stopped(timeout or 0)
             return
-        time.sleep(POLL_SECONDS)
+        time.sleep(POLL_SECONDS if now - last_news < IDLE_AFTER_SECONDS else IDLE_POLL_SECONDS)
 
 
 async def follow_async(

@@ -126,7 +126,7 @@ def create(
 
 
 def get(data_dir: Path, job_id: str) -> Job:
-    with db.connect(data_dir) as conn:
+    with db.read(data_dir) as conn:
         row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
     if row is None:
         raise NotFound(f"job {job_id!r} does not exist")
@@ -134,7 +134,7 @@ def get(data_dir: Path, job_id: str) -> Job:
 
 
 def for_app(data_dir: Path, app: str, limit: int = 50) -> list[Job]:
-    with db.connect(data_dir) as conn:
+    with db.read(data_dir) as conn:
         rows = conn.execute(
             "SELECT * FROM jobs WHERE app = ? ORDER BY created_at DESC, id DESC LIMIT ?",
             (app, limit),
@@ -143,13 +143,13 @@ def for_app(data_dir: Path, app: str, limit: int = 50) -> list[Job]:
 
 
 def apps_with(data_dir: Path, status: str) -> list[str]:
-    with db.connect(data_dir) as conn:
+    with db.read(data_dir) as conn:
         rows = conn.execute("SELECT DISTINCT app FROM jobs WHERE status = ?", (status,))
         return [r["app"] for r in rows.fetchall()]
 
 
 def has_queued(data_dir: Path, app: str) -> bool:
-    with db.connect(data_dir) as conn:
+    with db.read(data_dir) as conn:
         row = conn.execute(
             "SELECT 1 FROM jobs WHERE app = ? AND status = ? LIMIT 1", (app, QUEUED)
         ).fetchone()
@@ -157,7 +157,7 @@ def has_queued(data_dir: Path, app: str) -> bool:
 
 
 def newest_queued(data_dir: Path, app: str) -> Job | None:
-    with db.connect(data_dir) as conn:
+    with db.read(data_dir) as conn:
         row = conn.execute(
             "SELECT * FROM jobs WHERE app = ? AND status = ? ORDER BY created_at DESC, id DESC"
             " LIMIT 1",
@@ -230,12 +230,17 @@ def fail_running(data_dir: Path, app: str, reason: str) -> list[str]:
 
 
 def is_ended(data_dir: Path, job_id: str) -> bool:
-    return get(data_dir, job_id).ended
+    """Whether the job has ended; polled many times a second by every waiting push."""
+    with db.read(data_dir) as conn:
+        row = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"job {job_id!r} does not exist")
+    return row["status"] in ENDED
 
 
 def pushed_images(data_dir: Path, app: str) -> list[tuple[str, str]]:
     """(commit, image) of every job of the app that pushed an image."""
-    with db.connect(data_dir) as conn:
+    with db.read(data_dir) as conn:
         rows = conn.execute(
             "SELECT commit_sha, image FROM jobs WHERE app = ? AND image != ''", (app,)
         ).fetchall()
