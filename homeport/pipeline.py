@@ -121,6 +121,7 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
         emit=out,
         max_blob_bytes=settings.max_blob_bytes,
         max_context_bytes=settings.max_context_bytes,
+        pruned_stamp=settings.data_dir / "build-cache.pruned",
     )
     lifecycle.record_image(settings, job, image.ref)
     spec = manifest.run_spec()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ SOURCE_LABEL = "org.opencontainers.image.source"
 # Where a Dockerfile from outside [build] context goes in the context sent to the engine: a
 # tar context can only name a Dockerfile inside it.
 OUTSIDE_DOCKERFILE = ".homeport.Dockerfile"
+# Seconds between two prunes of the build cache down to HOMEPORT_BUILD_CACHE.
+PRUNE_EVERY = 300
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ def build_and_push(
     secrets: Mapping[str, str] | None = None,
     docker_host: str | None = None,
     nocache: bool = False,
+    pruned_stamp: Path | None = None,
 ) -> BuiltImage:
     """Build the commit's image with BuildKit and push it; return where it is.
 
@@ -74,7 +78,9 @@ def build_and_push(
     context over `max_context_bytes` fails the build before the engine sees it. `secrets`
     holds the app config values [build] secrets may name. Before the build, the engine's
     disk must have `min_free_disk` free (after pruning, if need be); after it, the BuildKit
-    cache is pruned to `build_cache` bytes. `docker_host` overrides DOCKER_HOST.
+    cache is pruned to `build_cache` bytes, at most every PRUNE_EVERY seconds when
+    `pruned_stamp` names the file that remembers the last prune. `docker_host` overrides
+    DOCKER_HOST.
     Raises BuildError, TreeError or RegistryError; on any, nothing was pushed by this call.
     """
     deadline = time.monotonic() + timeout
@@ -128,8 +134,29 @@ def build_and_push(
         )
     log.info("built and pushed %s in %.1f s", ref, time.monotonic() - started)
     emit(f"       Pushed {repository}@{digest}")
-    buildkit.prune(build_cache, docker_host, wait=False)
+    if pruned_stamp is None or prune_due(pruned_stamp):
+        buildkit.prune(build_cache, docker_host, wait=False)
     return BuiltImage(repository=repository, tag=ref, digest=digest)
+
+
+def prune_due(stamp: Path, every: float = PRUNE_EVERY) -> bool:
+    """Whether the last prune (the stamp's time) is over `every` seconds old; if so, restamp.
+
+    A prune walks the whole cache and costs the engine about half a CPU second: after every
+    build of a burst of pushes that is a fifth of the machine. The cap is a bound on disk,
+    and the free-disk guard before each build covers a cache that grows in between.
+    """
+    try:
+        if time.time() - stamp.stat().st_mtime < every:
+            return False
+    except FileNotFoundError:
+        pass
+    try:
+        stamp.touch()
+        os.utime(stamp)
+    except OSError:
+        pass  # an unwritable data dir only means pruning after every build, as before
+    return True
 
 
 def _context(
