@@ -26,23 +26,25 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _env(data_dir: Path, port: int, apps_namespace: str | None = None) -> dict[str, str]:
+    """The test's environment without HOMEPORT_* settings, then homeport's for this run."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
+    env.update(HOMEPORT_DATA_DIR=str(data_dir), HOMEPORT_LISTEN=f"127.0.0.1:{port}")
+    if apps_namespace is not None:
+        from tests.support.cluster import KUBECONFIG
+
+        env.update(HOMEPORT_KUBECONFIG=str(KUBECONFIG), HOMEPORT_NAMESPACE=apps_namespace)
+    return env
+
+
 def test_up_runs_everything_and_stops_cleanly(
     tmp_path: Path, docker_services: str, apps_namespace: str
 ) -> None:
     """up starts Redis and workers, takes a push with its generated token, and stops all."""
-    from tests.support.cluster import KUBECONFIG
-
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
-    env.update(
-        HOMEPORT_DATA_DIR=str(tmp_path / "data"),
-        HOMEPORT_LISTEN=f"127.0.0.1:{port}",
-        HOMEPORT_KUBECONFIG=str(KUBECONFIG),
-        HOMEPORT_NAMESPACE=apps_namespace,
-    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "homeport", "up"],
-        env=env,
+        env=_env(tmp_path / "data", port, apps_namespace),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -78,11 +80,9 @@ def test_up_refuses_a_listen_address_in_use(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
-        env.update(HOMEPORT_DATA_DIR=str(tmp_path / "data"), HOMEPORT_LISTEN=f"127.0.0.1:{port}")
         result = subprocess.run(
             [sys.executable, "-m", "homeport", "up"],
-            env=env,
+            env=_env(tmp_path / "data", port),
             capture_output=True,
             text=True,
             timeout=60,
@@ -95,19 +95,10 @@ def test_up_refuses_a_listen_address_in_use(tmp_path: Path) -> None:
 @contextlib.contextmanager
 def _up(data_dir: Path, apps_namespace: str) -> Iterator[tuple[str, str]]:
     """`homeport up` with a generated token on the test cluster; yields its URL and token."""
-    from tests.support.cluster import KUBECONFIG
-
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
-    env.update(
-        HOMEPORT_DATA_DIR=str(data_dir),
-        HOMEPORT_LISTEN=f"127.0.0.1:{port}",
-        HOMEPORT_KUBECONFIG=str(KUBECONFIG),
-        HOMEPORT_NAMESPACE=apps_namespace,
-    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "homeport", "up"],
-        env=env,
+        env=_env(data_dir, port, apps_namespace),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -197,18 +188,10 @@ def test_up_without_buildkit_starts_and_says_what_to_install(
 ) -> None:
     """Without the buildx plugin, up still serves, prints what to install, and a push fails
     with the same words."""
-    from tests.support.cluster import KUBECONFIG
-
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
-    env.update(
-        HOMEPORT_DATA_DIR=str(tmp_path / "data"),
-        HOMEPORT_LISTEN=f"127.0.0.1:{port}",
-        HOMEPORT_KUBECONFIG=str(KUBECONFIG),
-        HOMEPORT_NAMESPACE=apps_namespace,
-        # A docker config of its own has no cli-plugins: the CLI finds no buildx.
-        DOCKER_CONFIG=str(tmp_path / "docker-config"),
-    )
+    env = _env(tmp_path / "data", port, apps_namespace)
+    # A docker config of its own has no cli-plugins: the CLI finds no buildx.
+    env["DOCKER_CONFIG"] = str(tmp_path / "docker-config")
     proc = subprocess.Popen(
         [sys.executable, "-m", "homeport", "up"],
         env=env,
