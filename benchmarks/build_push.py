@@ -23,6 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import git
+
 from homeport.builder import build_and_push
 from homeport.manifest import Manifest
 from tests.support.registry import delete_repository
@@ -38,23 +40,12 @@ CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
 """
 
 
-def _git(*args: str, cwd: Path) -> str:
-    out = subprocess.run(
-        ["git", "-c", "user.name=Bench", "-c", "user.email=bench@example.invalid", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip()
-
-
 def _make_app(root: Path) -> tuple[Path, Path, str]:
     """A work tree with ~300 small files, pushed to a bare repo; returns (bare, checkout, sha)."""
     work, bare = root / "work", root / "app.git"
     work.mkdir()
-    _git("init", "-q", "-b", "main", str(work), cwd=root)
-    _git("init", "-q", "--bare", str(bare), cwd=root)
+    git("init", "-q", "-b", "main", str(work), cwd=root)
+    git("init", "-q", "--bare", str(bare), cwd=root)
     rng = random.Random(7)  # noqa: S311 - filler bytes, not secrets
     (work / "Dockerfile").write_text(DOCKERFILE)
     for i in range(100):
@@ -65,10 +56,10 @@ def _make_app(root: Path) -> tuple[Path, Path, str]:
         path = work / "www" / f"page{i}.html"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"<p>page {i}</p>\n" * 50)
-    _git("add", "-A", cwd=work)
-    _git("commit", "-q", "-m", "bench app", cwd=work)
-    _git("push", "-q", str(bare), "main", cwd=work)
-    return bare, work, _git("rev-parse", "HEAD", cwd=work)
+    git("add", "-A", cwd=work)
+    git("commit", "-q", "-m", "bench app", cwd=work)
+    git("push", "-q", str(bare), "main", cwd=work)
+    return bare, work, git("rev-parse", "HEAD", cwd=work)
 
 
 def _timed(action: Callable[[], object]) -> float:

@@ -26,6 +26,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from common import git
+
 from homeport.builder import build_and_push
 from homeport.manifest import Manifest
 from homeport.registry import prune
@@ -51,25 +53,14 @@ def _dockerfile(mount: str | None) -> str:
     )
 
 
-def _git(*args: str, cwd: Path) -> str:
-    out = subprocess.run(
-        ["git", "-c", "user.name=Bench", "-c", "user.email=bench@example.invalid", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip()
-
-
 class App:
     """A work tree pushed to a bare repository, changed one line at a time."""
 
     def __init__(self, root: Path, side: str, deps: int) -> None:
         self.work, self.bare, self.side = root / "work", root / "app.git", side
         self.work.mkdir(parents=True)
-        _git("init", "-q", "-b", "main", str(self.work), cwd=root)
-        _git("init", "-q", "--bare", str(self.bare), cwd=root)
+        git("init", "-q", "-b", "main", str(self.work), cwd=root)
+        git("init", "-q", "--bare", str(self.bare), cwd=root)
         # The CLI side builds from this directory: leave git's own files out, as homeport does.
         (self.work / ".dockerignore").write_text(".git\n")
         (self.work / "deps.txt").write_text(" ".join(f"dep{i}" for i in range(deps)) + "\n")
@@ -81,10 +72,10 @@ class App:
         """Write the Dockerfile and a one-line change; commit and push; return the commit."""
         (self.work / "Dockerfile").write_text(dockerfile + "\n")
         (self.work / "www" / "index.html").write_text(f"<h1>{self.side} {change}</h1>\n")
-        _git("add", "-A", cwd=self.work)
-        _git("commit", "-q", "-m", change, cwd=self.work)
-        _git("push", "-q", str(self.bare), "main", cwd=self.work)
-        return _git("rev-parse", "HEAD", cwd=self.work)
+        git("add", "-A", cwd=self.work)
+        git("commit", "-q", "-m", change, cwd=self.work)
+        git("push", "-q", str(self.bare), "main", cwd=self.work)
+        return git("rev-parse", "HEAD", cwd=self.work)
 
 
 def _timed(action: Callable[[], object]) -> float:

@@ -51,3 +51,15 @@ def timed(cmd: list[str], **kwargs: object) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, check=True, **kwargs)  # type: ignore[call-overload]
     return time.perf_counter() - start
+
+
+def git(*args: str, cwd: Path) -> str:
+    """Run git in cwd as the benchmarks' author; its output, stripped."""
+    out = subprocess.run(
+        ["git", "-c", "user.name=Bench", "-c", "user.email=bench@example.invalid", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()

@@ -19,9 +19,9 @@ import time
 import uuid
 from pathlib import Path
 
-from common import ROOT, Homeport, scratch, start_redis
+from common import ROOT, Homeport, git, scratch, start_redis
 
-from homeport.registry import prune
+from tests.support.registry import delete_repository
 from tests.support.servers import children
 
 SIZE = 200 * 1024**2
@@ -59,16 +59,6 @@ class _ChildPeak:
     def __exit__(self, *exc: object) -> None:
         self._done.set()
         self._thread.join()
-
-
-def _git(*args: str, cwd: Path) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=b", "-c", "user.email=b@b", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 # Runs in its own process so its peak RSS is the job's alone.
@@ -121,15 +111,15 @@ def main() -> None:
     work = scratch("bigfile")
     src = work / "src"
     src.mkdir()
-    _git("init", "-q", "-b", "main", cwd=src)
+    git("init", "-q", "-b", "main", cwd=src)
     (src / "Dockerfile").write_text("FROM homeport-base:busybox\nCOPY big.bin /big.bin\n")
     with (src / "big.bin").open("wb") as out:
         chunk = b"\0" * (1024**2)
         for _ in range(SIZE // len(chunk)):
             out.write(chunk)
-    _git("add", "-A", cwd=src)
-    _git("commit", "-qm", "big", cwd=src)
-    commit = _git("rev-parse", "HEAD", cwd=src)
+    git("add", "-A", cwd=src)
+    git("commit", "-qm", "big", cwd=src)
+    commit = git("rev-parse", "HEAD", cwd=src)
 
     redis = start_redis(work / "redis")
     hp = Homeport(data_dir=work / "data", redis_url=redis.url).start(workers=0)
@@ -139,7 +129,7 @@ def main() -> None:
         idle = _status_mb(hp.server.pid, "VmHWM")
         started = time.perf_counter()
         with _ChildPeak(hp.server.pid) as git_peak:
-            _git("push", "-q", hp.remote("bigfile"), "main:feature", cwd=src)
+            git("push", "-q", hp.remote("bigfile"), "main:feature", cwd=src)
         push_s = time.perf_counter() - started
         receiver = _status_mb(hp.server.pid, "VmHWM")
     finally:
@@ -158,7 +148,7 @@ def main() -> None:
     )
     shutil.rmtree(work, ignore_errors=True)
     if docker:
-        prune("127.0.0.1:5000", app, set())
+        delete_repository(app)
         subprocess.run(
             ["docker", "image", "rm", "-f", f"127.0.0.1:5000/{app}:{commit[:12]}"],
             capture_output=True,
