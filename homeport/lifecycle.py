@@ -263,6 +263,11 @@ def check_newest(settings: Settings, job: jobs.Job) -> None:
         raise Superseded(newer)
 
 
+def newer_queued(settings: Settings, job: jobs.Job) -> bool:
+    """Whether a newer job of the app waits: asked while the job builds, to stop early."""
+    return jobs.newest_queued(settings.data_dir, job.app) is not None
+
+
 def supersede(settings: Settings, job: jobs.Job, newer: jobs.Job) -> None:
     output(settings, job).write(
         f"-----> superseded by a newer push ({newer.commit[:12]}); not rolled out"

@@ -10,14 +10,16 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from pathlib import Path
 from types import FrameType
 
 from homeport import apps, joblog, jobs, lifecycle, queue, sources
-from homeport.builder.build import build_and_push
+from homeport.builder.build import BuiltImage, build_and_push
+from homeport.builder.errors import BuildCancelled
 from homeport.config import Settings
 from homeport.deployer import appconfig
 from homeport.errors import HomeportError
-from homeport.manifest import read_manifest
+from homeport.manifest import Manifest, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +109,34 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
     # App env values are secrets to the log, wherever a build step might echo them.
     out.masker.add(manifest.env.values())
     secrets = {name: config[name] for name in manifest.build.secrets if name in config}
-    image = build_and_push(
+    try:
+        image = _build(settings, job, out, repo_path, manifest, secrets)
+    except BuildCancelled:
+        # Stopped for a newer queued job: superseded by it, like an image built too late.
+        lifecycle.check_newest(settings, job)
+        raise HomeportError(
+            "the build was stopped for a newer push that is gone; push again"
+        ) from None
+    lifecycle.record_image(settings, job, image.ref)
+    spec = manifest.run_spec()
+    lifecycle.check_newest(settings, job)
+    release = lifecycle.deploy_release(settings, job, image=image.ref, spec=spec, emit=out)
+    if spec.ingress_host:
+        out.write(f"       http://{spec.ingress_host}/")
+    lifecycle.keep_releases(settings, job.app, out)
+    _move_branch(settings, job)
+    return release.version
+
+
+def _build(
+    settings: Settings,
+    job: jobs.Job,
+    out: joblog.JobLog,
+    repo_path: Path,
+    manifest: Manifest,
+    secrets: dict[str, str],
+) -> BuiltImage:
+    return build_and_push(
         repo_path=repo_path,
         app=job.app,
         commit=job.commit,
@@ -122,16 +151,8 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
         max_blob_bytes=settings.max_blob_bytes,
         max_context_bytes=settings.max_context_bytes,
         pruned_stamp=settings.data_dir / "build-cache.pruned",
+        cancelled=lambda: lifecycle.newer_queued(settings, job),
     )
-    lifecycle.record_image(settings, job, image.ref)
-    spec = manifest.run_spec()
-    lifecycle.check_newest(settings, job)
-    release = lifecycle.deploy_release(settings, job, image=image.ref, spec=spec, emit=out)
-    if spec.ingress_host:
-        out.write(f"       http://{spec.ingress_host}/")
-    lifecycle.keep_releases(settings, job.app, out)
-    _move_branch(settings, job)
-    return release.version
 
 
 def _move_branch(settings: Settings, job: jobs.Job) -> None:

@@ -70,6 +70,7 @@ def build_and_push(
     docker_host: str | None = None,
     nocache: bool = False,
     pruned_stamp: Path | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> BuiltImage:
     """Build the commit's image with BuildKit and push it; return where it is.
 
@@ -80,7 +81,7 @@ def build_and_push(
     disk must have `min_free_disk` free (after pruning, if need be); after it, the BuildKit
     cache is pruned to `build_cache` bytes, at most every PRUNE_EVERY seconds when
     `pruned_stamp` names the file that remembers the last prune. `docker_host` overrides
-    DOCKER_HOST.
+    DOCKER_HOST. `cancelled`, asked during the build, stops it with BuildCancelled.
     Raises BuildError, TreeError or RegistryError; on any, nothing was pushed by this call.
     """
     deadline = time.monotonic() + timeout
@@ -131,6 +132,7 @@ def build_and_push(
             pushing=pushing,
             nocache=nocache,
             docker_host=docker_host,
+            cancelled=cancelled,
         )
     log.info("built and pushed %s in %.1f s", ref, time.monotonic() - started)
     emit(f"       Pushed {repository}@{digest}")

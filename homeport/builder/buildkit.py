@@ -22,7 +22,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
-from homeport.builder.errors import BuildError, BuildKitMissing, EngineUnreachable
+from homeport.builder.errors import (
+    BuildCancelled,
+    BuildError,
+    BuildKitMissing,
+    EngineUnreachable,
+)
 from homeport.config import docker_environ
 from homeport.joblog import Masker
 from homeport.registry import RegistryError, RegistryUnreachable
@@ -37,6 +42,8 @@ _VERSION_TIMEOUT = 20
 _PRUNE_TIMEOUT = 300
 # Seconds between the polite stop of a build past its deadline and the kill.
 _STOP_GRACE = 3.0
+# Seconds between two questions whether a running build is still wanted.
+_CANCEL_CHECK = 0.5
 # A build step can print a line of any length; longer ones are cut into pieces this long.
 _MAX_LINE = 64 * 1024
 
@@ -162,13 +169,21 @@ class _Progress:
 
 
 class _Stopper:
-    """Past the deadline, stops the whole build: the docker CLI, the plugin, their session."""
+    """Stops the whole build (the docker CLI, the plugin, their session) past the deadline,
+    or once `cancelled()` says its result is no longer wanted."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], deadline: float) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        deadline: float,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> None:
         self._proc = proc
         self._deadline = deadline
+        self._cancelled = cancelled
         self._done = threading.Event()
         self.fired = False
+        self.cancelled = False
         self._thread = threading.Thread(target=self._run, name="build-stopper", daemon=True)
 
     def __enter__(self) -> _Stopper:
@@ -186,9 +201,17 @@ class _Stopper:
             pass
 
     def _run(self) -> None:
-        if self._done.wait(max(0.0, self._deadline - time.monotonic())):
-            return
-        self.fired = True
+        while True:
+            left = self._deadline - time.monotonic()
+            step = left if self._cancelled is None else min(left, _CANCEL_CHECK)
+            if self._done.wait(max(0.0, step)):
+                return
+            if self._cancelled is not None and self._cancelled():
+                self.cancelled = True
+                break
+            if time.monotonic() >= self._deadline:
+                self.fired = True
+                break
         # Closing the session makes the engine cancel the solve and kill the running step.
         self._signal(signal.SIGTERM)
         if not self._done.wait(_STOP_GRACE):
@@ -223,11 +246,13 @@ def build(
     pushing: Callable[[], None],
     nocache: bool = False,
     docker_host: str | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> str:
     """Build the tar context, tag the image `ref` and push it; return the pushed digest.
 
     `dockerfile` is the Dockerfile's path inside the context; `what` names the app.
-    `pushing` is called once, when the push starts.
+    `pushing` is called once, when the push starts. `cancelled` is asked every half second;
+    once it says yes the build is stopped and BuildCancelled raised.
     """
     masker = Masker(secrets.values())
     secret_env = {f"HOMEPORT_BUILD_SECRET_{name}": value for name, value in secrets.items()}
@@ -262,7 +287,7 @@ def build(
         assert proc.stdin is not None and proc.stdout is not None
         feeder = threading.Thread(target=_feed, args=(context, proc.stdin), daemon=True)
         feeder.start()
-        with _Stopper(proc, deadline) as stopper:
+        with _Stopper(proc, deadline, cancelled) as stopper:
             for raw in iter(lambda: proc.stdout.readline(_MAX_LINE), b""):  # type: ignore[union-attr]
                 line = masker(raw.decode("utf-8", "replace").rstrip())
                 if not line.strip():
@@ -273,6 +298,8 @@ def build(
             code = proc.wait()
         feeder.join()
         proc.stdout.close()
+        if stopper.cancelled:
+            raise BuildCancelled(f"the build of {what} was stopped: its image is not wanted")
         if stopper.fired:
             raise BuildError(
                 f"the build of {what} took longer than its time limit and was stopped"

@@ -6,6 +6,7 @@ from homeport.errors import StageError, Unavailable
 from homeport.registry import RegistryError, RegistryUnreachable
 
 __all__ = [
+    "BuildCancelled",
     "BuildError",
     "BuildKitMissing",
     "DiskFull",
@@ -31,3 +32,10 @@ class BuildKitMissing(BuildError):
 
 class DiskFull(BuildError):
     """The engine's data root is short of HOMEPORT_MIN_FREE_DISK even after pruning."""
+
+
+class BuildCancelled(Exception):
+    """The build was stopped because its result is no longer wanted (a newer push is queued).
+
+    Not a HomeportError: nothing failed, and the job's owner decides what it means.
+    """

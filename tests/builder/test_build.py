@@ -17,6 +17,7 @@ import requests
 
 from homeport.builder import BuildError, BuiltImage, RegistryError
 from homeport.builder.build import INDENT
+from homeport.builder.errors import BuildCancelled
 from homeport.commits import TreeError
 from homeport.manifest import parse_manifest
 from homeport.registry import MANIFEST_TYPES
@@ -181,6 +182,24 @@ def test_build_over_the_timeout_is_stopped(git_app: GitApp, app_name: str, build
     # The step runs under the engine's BuildKit, not as a container: look for its process.
     wait_until(
         lambda: not processes_running(f"sleep 47 # {app_name}"),
+        timeout=15,
+        what="the build step's sleep to be killed",
+    )
+
+
+def test_a_build_no_longer_wanted_is_stopped(git_app: GitApp, app_name: str, build: Build) -> None:
+    """Once `cancelled` says yes, the running step is killed and nothing is pushed."""
+    commit = git_app.commit(
+        {"Dockerfile": dockerfile(f"RUN echo started && sleep 53 # {app_name}")}
+    )
+    emit = Recorder()
+    started = time.monotonic()
+    with pytest.raises(BuildCancelled):
+        build(git_app.bare, app_name, commit, emit=emit, cancelled=lambda: "started" in emit.text)
+    assert time.monotonic() - started < 30
+    assert registry_tags(app_name) == []
+    wait_until(
+        lambda: not processes_running(f"sleep 53 # {app_name}"),
         timeout=15,
         what="the build step's sleep to be killed",
     )

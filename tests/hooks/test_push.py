@@ -290,11 +290,11 @@ def test_two_apps_deploy_in_parallel(homeport: Homeport, tmp_path: Path) -> None
 def test_a_push_during_the_build_supersedes_it_before_its_rollout(
     homeport: Homeport, work: WorkTree
 ) -> None:
-    """A push arriving while the app builds wins: the building commit is never rolled out."""
+    """A push arriving while the app builds wins: the build stops, nothing of it is pushed."""
     import uuid
 
     nonce = uuid.uuid4().hex[:8]
-    dockerfile = SLOW_DOCKERFILE.format(nonce=nonce).replace("sleep 2", "sleep 6")
+    dockerfile = SLOW_DOCKERFILE.format(nonce=nonce).replace("sleep 2", "sleep 45")
     first = work.commit("one", Dockerfile=dockerfile, **{"index.html": "one"})
     remote = homeport.remote("blog")
     push_one = work.push_async(remote, f"{first}:refs/heads/main")
@@ -303,7 +303,7 @@ def test_a_push_during_the_build_supersedes_it_before_its_rollout(
     for line in push_one.stderr:
         err_one.append(line)
         if f"step-one-{nonce}" in line:
-            break  # the build sleeps 6 s from here
+            break  # the build would sleep 45 s from here
     second = work.commit("two", **{"index.html": "two"})
     push_two = work.push_async(remote, f"+{second}:refs/heads/main")
     _wait_jobs(homeport, "blog", 2)
@@ -314,6 +314,7 @@ def test_a_push_during_the_build_supersedes_it_before_its_rollout(
     assert push_one.returncode != 0
     assert f"superseded by a newer push ({second[:12]}); not rolled out" in err
     assert f"deploy superseded: superseded by {second[:12]}" in err
+    assert "-----> Pushing" not in err  # stopped mid-build, not built to the end
     jobs = homeport.api("GET", "/api/apps/blog/jobs").json()["jobs"]
     assert [(j["commit"], j["status"]) for j in jobs] == [
         (second, "succeeded"),
