@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeport.config import Settings
-from homeport.deployer import appconfig, objects
+from homeport.deployer import appconfig, cron, objects, processes
 from homeport.deployer.errors import RolloutError
 from homeport.deployer.kube import Kube
 from homeport.deployer.rollout import follow
@@ -117,6 +117,7 @@ def _apply(kube: Kube, release: Release) -> None:
     kube.apply(
         objects.deployment(release.app, release.version, release.image, spec, secret_of(release))
     )
+    processes.apply(kube, release.app, release.version, release.image, spec, secret_of(release))
 
 
 def _follow(kube: Kube, release: Release, emit: Emit, timeout: int | None = None) -> float:
@@ -130,6 +131,21 @@ def _follow(kube: Kube, release: Release, emit: Emit, timeout: int | None = None
         port=spec.port,
         emit=emit,
     )
+
+
+def _follow_all(kube: Kube, release: Release, emit: Emit, timeout: int | None = None) -> None:
+    """Web ready, then every process started: only then is the release live."""
+    _follow(kube, release, emit, timeout)
+    spec = spec_of(release)
+    processes.follow(kube, release.app, release.version, spec, emit, timeout or spec.health_timeout)
+
+
+def _finish(kube: Kube, release: Release, emit: Emit) -> None:
+    """The release is live: its cron runs from it; processes and cron it lacks go."""
+    spec = spec_of(release)
+    cron.apply(kube, release.app, release.version, release.image, spec, secret_of(release))
+    processes.prune(kube, release.app, spec.processes, emit)
+    cron.prune(kube, release.app, spec.cron, emit)
 
 
 def _create_secret(kube: Kube, release: Release, env: Mapping[str, str]) -> None:
@@ -169,7 +185,8 @@ def _restore(
     emit(f"-----> Rolling back to v{previous.version}")
     try:
         _apply(kube, previous)
-        _follow(kube, previous, emit)
+        _follow_all(kube, previous, emit)
+        _finish(kube, previous, emit)
     except HomeportError as exc:
         return Failed(reason, before, "failed", str(exc))
     emit(f"-----> {release.app} v{previous.version} is live again")
@@ -197,7 +214,8 @@ def roll_out(
                 _create_secret(kube, release, env)
             _apply(kube, release)
             attempt.applied = True
-            _follow(kube, release, emit)
+            _follow_all(kube, release, emit)
+            _finish(kube, release, emit)
         except HomeportError as exc:
             return _restore(kube, settings, release, previous, str(exc), attempt.applied, emit)
     return Live()
@@ -234,7 +252,8 @@ def resume(
     """Follow a release the cluster already runs for what is left of its timeout."""
     with Kube(settings) as kube:
         try:
-            _follow(kube, release, emit, timeout=timeout)
+            _follow_all(kube, release, emit, timeout=timeout)
+            _finish(kube, release, emit)
         except HomeportError as exc:
             return _restore(kube, settings, release, previous, str(exc), True, emit)
     return Live()
@@ -258,6 +277,13 @@ def keep_digests(settings: Settings, kept: list[Release], dropped: list[Release]
             if "@" in image:
                 digests.add(image.rpartition("@")[2])
             needed |= objects.template_secrets(running)
+        # Processes and cron runs use images and Secrets too (after a failed restore, maybe
+        # another release's than web).
+        parts = [processes.template_parts(p) for p in processes.owned(kube, app)]
+        parts += [cron.template_parts(c) for c in cron.owned(kube, app)]
+        for images, names in parts:
+            digests |= {image.rpartition("@")[2] for image in images if "@" in image}
+            needed |= names
         done: set[str] = set()  # a rollback release shares its target's Secret
         for release in dropped:
             name = secret_of(release)

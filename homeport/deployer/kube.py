@@ -52,6 +52,8 @@ _PATHS = {
     "deployments": "/apis/apps/v1/namespaces/{ns}/deployments",
     "replicasets": "/apis/apps/v1/namespaces/{ns}/replicasets",
     "ingresses": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
+    "cronjobs": "/apis/batch/v1/namespaces/{ns}/cronjobs",
+    "jobs": "/apis/batch/v1/namespaces/{ns}/jobs",
 }
 _KINDS = {
     "Namespace": "namespaces",
@@ -59,6 +61,8 @@ _KINDS = {
     "Service": "services",
     "Deployment": "deployments",
     "Ingress": "ingresses",
+    "CronJob": "cronjobs",
+    "Job": "jobs",
 }
 _VERBS = {"GET": "read", "POST": "create", "PATCH": "change", "PUT": "replace", "DELETE": "delete"}
 
