@@ -240,9 +240,7 @@ def submit_rollback(
 
 def start_cron_run(settings: Settings, app: str, name: str) -> str:
     """Start a run of the live release's cron entry `name` now; returns the run's Job name."""
-    if not apps.exists(settings.data_dir, apps.check_app_name(app)):
-        raise NotFound(f"app {app!r} does not exist; push to it to create it")
-    live = releases.live(settings.data_dir, app)
+    live = releases.live(settings.data_dir, apps.check_app_name(app))
     if live is None:
         raise Conflict(f"{app} has no live release, so no cron to run; push to it first")
     entries = _deployer().spec_of(live).cron

@@ -117,7 +117,6 @@ def _apply(kube: Kube, release: Release) -> None:
     kube.apply(
         objects.deployment(release.app, release.version, release.image, spec, secret_of(release))
     )
-    processes.apply(kube, release.app, release.version, release.image, spec, secret_of(release))
 
 
 def _follow(kube: Kube, release: Release, emit: Emit, timeout: int | None = None) -> float:
@@ -133,9 +132,12 @@ def _follow(kube: Kube, release: Release, emit: Emit, timeout: int | None = None
     )
 
 
-def _follow_all(kube: Kube, release: Release, emit: Emit, timeout: int | None = None) -> None:
-    """Web ready, then every process started: only then is the release live."""
-    _follow(kube, release, emit, timeout)
+def _apply_processes(kube: Kube, release: Release) -> None:
+    spec = spec_of(release)
+    processes.apply(kube, release.app, release.version, release.image, spec, secret_of(release))
+
+
+def _follow_processes(kube: Kube, release: Release, emit: Emit, timeout: int | None = None) -> None:
     spec = spec_of(release)
     processes.follow(kube, release.app, release.version, spec, emit, timeout or spec.health_timeout)
 
@@ -184,8 +186,10 @@ def _restore(
     emit(f"-----> {release.app} v{release.version} failed: {reason}")
     emit(f"-----> Rolling back to v{previous.version}")
     try:
+        _apply_processes(kube, previous)
         _apply(kube, previous)
-        _follow_all(kube, previous, emit)
+        _follow(kube, previous, emit)
+        _follow_processes(kube, previous, emit)
         _finish(kube, previous, emit)
     except HomeportError as exc:
         return Failed(reason, before, "failed", str(exc))
@@ -212,9 +216,14 @@ def roll_out(
             kube.ensure_namespace()
             if env is not None:
                 _create_secret(kube, release, env)
+            # Processes first: web keeps serving the previous release until every process of
+            # the new one has run without restarting, so a crashing worker costs web nothing.
+            attempt.applied = bool(spec_of(release).processes)
+            _apply_processes(kube, release)
+            _follow_processes(kube, release, emit)
             _apply(kube, release)
             attempt.applied = True
-            _follow_all(kube, release, emit)
+            _follow(kube, release, emit)
             _finish(kube, release, emit)
         except HomeportError as exc:
             return _restore(kube, settings, release, previous, str(exc), attempt.applied, emit)
@@ -252,7 +261,8 @@ def resume(
     """Follow a release the cluster already runs for what is left of its timeout."""
     with Kube(settings) as kube:
         try:
-            _follow_all(kube, release, emit, timeout=timeout)
+            _follow_processes(kube, release, emit, timeout)
+            _follow(kube, release, emit, timeout=timeout)
             _finish(kube, release, emit)
         except HomeportError as exc:
             return _restore(kube, settings, release, previous, str(exc), True, emit)
