@@ -116,7 +116,7 @@ def prune(kube: Kube, app: str, keep: Iterable[str], emit: Emit) -> None:
     for item in owned(kube, app):
         meta = item.get("metadata", {})
         name = (meta.get("labels") or {}).get(CRON_KEY, "")
-        if name not in wanted and kube.delete("cronjobs", meta["name"]):
+        if name not in wanted and kube.delete("cronjobs", meta["name"], cascade=True):
             emit(f"       removed cron {name} (not in this release)")
 
 

@@ -306,10 +306,15 @@ class Kube:
             "PATCH", self.path(kind, name), body=patch, content_type="application/merge-patch+json"
         )
 
-    def delete(self, kind: str, name: str) -> bool:
-        """Delete the object; False when it was already gone."""
+    def delete(self, kind: str, name: str, *, cascade: bool = False) -> bool:
+        """Delete the object; False when it was already gone.
+
+        `cascade` deletes what it owns too (a CronJob's Jobs and their pods), whatever the
+        kind's default.
+        """
+        query: dict[str, str | int] = {"propagationPolicy": "Background"} if cascade else {}
         try:
-            self.request("DELETE", self.path(kind, name))
+            self.request("DELETE", self.path(kind, name), query=query)
         except ApiError as exc:
             if exc.status == 404:
                 return False

@@ -194,7 +194,7 @@ def prune(kube: Kube, app: str, keep: Iterable[str], emit: Emit) -> None:
     for item in owned(kube, app):
         meta = item.get("metadata", {})
         process = (meta.get("labels") or {}).get(PROCESS_KEY, "")
-        if process not in wanted and kube.delete("deployments", meta["name"]):
+        if process not in wanted and kube.delete("deployments", meta["name"], cascade=True):
             log.info("deleted Deployment %s (process %s left homeport.toml)", meta["name"], process)
             emit(f"       removed process {process} (not in this release)")
 

@@ -165,5 +165,10 @@ def test_cron_runs_the_live_release_and_a_run_started_now_completes(
     _deploy(settings, apps.two, HEALTHY)
     with Kube(settings) as kube:
         assert kube.get("cronjobs", "web-tick") is None
+
+        def runs_gone() -> bool:
+            return not kube.list("jobs", selector=cron.selector(APP))["items"]
+
+        wait_until(runs_gone, timeout=60, what="the removed cron's runs to be deleted")
     with pytest.raises(NotFound, match="its cron entries: none"):
         lifecycle.start_cron_run(settings, APP, "tick")
