@@ -252,6 +252,11 @@ def observe(settings: Settings, release: Release) -> Observed:
                 "replicasets", selector=objects.release_selector(release.app, release.version)
             ).get("items")
         )
+        # Processes roll out before web: an interrupted release may have got only those.
+        started = started or any(
+            objects.template_release(part) == release.version
+            for part in processes.owned(kube, release.app)
+        )
     return Observed(running, started)
 
 
