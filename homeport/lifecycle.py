@@ -484,6 +484,13 @@ def settle(settings: Settings, app: str, emit: Emit | None = None) -> list[Relea
                 status = "superseded"
                 reason = f"never started (interrupted); the cluster runs {seen.serving}"
             releases.mark(settings.data_dir, app, release.version, status, reason)
+            live = releases.live(settings.data_dir, app)
+            if seen.started and live is not None and seen.running == live.version:
+                # Its processes may have rolled out before web: they go back to the live one's.
+                try:
+                    deployer.realign(settings, live, say)
+                except HomeportError as exc:
+                    log.warning("settling %s: processes not restored: %s", app, exc)
         else:
             # The cluster runs this release: follow it for what is left of its health timeout.
             spec = deployer.spec_of(release)

@@ -260,6 +260,14 @@ def observe(settings: Settings, release: Release) -> Observed:
     return Observed(running, started)
 
 
+def realign(settings: Settings, live: Release, emit: Emit) -> None:
+    """Make processes and cron match the live release again (after an interrupted rollout)."""
+    with Kube(settings) as kube:
+        _apply_processes(kube, live)
+        _follow_processes(kube, live, emit)
+        _finish(kube, live, emit)
+
+
 def resume(
     settings: Settings, release: Release, previous: Release | None, timeout: int, emit: Emit
 ) -> Outcome:

@@ -15,7 +15,15 @@ from homeport.deployer.spec import CronSpec, ProcessSpec
 from homeport.errors import NotFound
 from homeport.lifecycle import ReleaseFailed
 from tests.deployer.conftest import Apps
-from tests.deployer.test_deploy import APP, HEALTHY, _deploy, _get, _page_poller, _rollback
+from tests.deployer.test_deploy import (
+    APP,
+    HEALTHY,
+    _deploy,
+    _get,
+    _job,
+    _page_poller,
+    _rollback,
+)
 from tests.support.cluster import cluster_client
 from tests.support.waiting import wait_until
 
@@ -172,3 +180,34 @@ def test_cron_runs_the_live_release_and_a_run_started_now_completes(
         wait_until(runs_gone, timeout=60, what="the removed cron's runs to be deleted")
     with pytest.raises(NotFound, match="its cron entries: none"):
         lifecycle.start_cron_run(settings, APP, "tick")
+
+
+@pytest.mark.cluster
+def test_a_release_interrupted_while_its_processes_roll_out_is_settled_back(
+    settings: Settings, apps: Apps
+) -> None:
+    """A worker stopped while v2's processes rolled out leaves them at v2; settling fails v2
+    and puts the processes back to the live v1's set."""
+    _deploy(settings, apps.one, WITH_WORKER)
+    two = replace(
+        WITH_WORKER,
+        processes={**WITH_WORKER.processes, "mailer": ProcessSpec(command=WORKER)},
+    )
+
+    def stop_worker(line: str) -> None:
+        if line.startswith("       mailer: "):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lifecycle.deploy_release(
+            settings, _job(settings), image=apps.two, spec=two, emit=stop_worker
+        )
+    moved = _deployment(settings, "web-worker")
+    assert moved is not None and objects.template_release(moved) == 2
+    (settled,) = lifecycle.settle(settings, APP)
+    assert (settled.version, settled.status) == (2, "failed")
+    assert settled.reason == "interrupted mid-rollout; the cluster runs v1"
+    back = _deployment(settings, "web-worker")
+    assert back is not None and _template(back) == (1, apps.one, {"web-v1"})
+    assert _deployment(settings, "web-mailer") is None
+    assert _get(settings) == (200, "release one")
