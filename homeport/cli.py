@@ -146,6 +146,13 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("app")
     config.add_argument("pairs", nargs="*", metavar="KEY[=VALUE]")
     config.add_argument("--json", action="store_true")
+    cron = sub.add_parser(
+        "cron", help="an app's cron schedules and last runs; `run NAME` starts one now"
+    )
+    cron.add_argument("app")
+    cron.add_argument("action", nargs="?", choices=["run"])
+    cron.add_argument("name", nargs="?", help="the cron entry to run ([cron.NAME])")
+    cron.add_argument("--json", action="store_true")
     source = sub.add_parser(
         "source", help="the repository whose webhooks may deploy an app (PROVIDER:OWNER/NAME)"
     )
@@ -269,7 +276,39 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         else:
             _say(f"{data['app']} is not bound; the next webhook that deploys it binds it")
         return 0
+    if args.command == "cron":
+        return _cron(client, args)
     raise HomeportError(f"unknown command {args.command}")
+
+
+def _cron(client: ApiClient, args: argparse.Namespace) -> int:
+    if args.action == "run":
+        if not args.name:
+            raise UsageError(f"name the cron entry to run: homeport cron {args.app} run NAME")
+        data = client.request("POST", f"/api/apps/{args.app}/cron/{args.name}/runs", {})
+        if args.json:
+            _say(json.dumps(data, indent=2))
+        else:
+            _say(f"-----> Started {args.name} of {args.app}: job {data['job']}")
+        return 0
+    if args.name:
+        raise UsageError(f"did you mean: homeport cron {args.app} run {args.name}")
+    data = client.request("GET", f"/api/apps/{args.app}/cron")
+    rows = []
+    for entry in data["cron"]:
+        last = entry["last_run"] or {}
+        rows.append(
+            {
+                "name": entry["name"],
+                "schedule": entry["schedule"],
+                "last run": last.get("started_at") or "never",
+                "outcome": last.get("status") or "",
+                "next run": entry["next_run"] or "",
+                "job": last.get("job") or "",
+            }
+        )
+    _show(args.json, data, rows, ["name", "schedule", "last run", "outcome", "next run", "job"])
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,9 +1,9 @@
 """The application layer: the one door through which work enters, the one writer of records.
 
 Work enters through `submit_deploy` and `submit_rollback` (git push, webhooks, the API and
-the CLI all call them). Recording and queueing are one step: if the queue cannot take a
-job within QUEUE_WAIT, the job is recorded failed with the reason, so a push the user was
-told failed never deploys later.
+the CLI all call them), and a cron run started by hand through `start_cron_run`. Recording
+and queueing are one step: if the queue cannot take a job within QUEUE_WAIT, the job is
+recorded failed with the reason, so a push the user was told failed never deploys later.
 
 A job's runner (pipeline.run_app) then moves the job and its release through their states
 with the functions below; the builder and the deployer only report outcomes. `settle` is
@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 
 from homeport import apps, db, joblog, jobs, queue, registry, releases
 from homeport.config import Settings
-from homeport.errors import HomeportError, StageError
+from homeport.errors import Conflict, HomeportError, NotFound, StageError
 from homeport.releases import Release, ReleaseUnavailable
 
 if TYPE_CHECKING:
@@ -236,6 +236,23 @@ def submit_rollback(
     )
     _enter(settings, conn, job)
     return Submitted(job, target=target)
+
+
+def start_cron_run(settings: Settings, app: str, name: str) -> str:
+    """Start a run of the live release's cron entry `name` now; returns the run's Job name."""
+    live = releases.live(settings.data_dir, apps.check_app_name(app))
+    if live is None:
+        raise Conflict(f"{app} has no live release, so no cron to run; push to it first")
+    entries = _deployer().spec_of(live).cron
+    if name not in entries:
+        known = ", ".join(sorted(entries)) or "none"
+        raise NotFound(
+            f"{app} v{live.version} has no cron {name!r} (its cron entries: {known}); add"
+            f" [cron.{name}] to homeport.toml and push, or see `homeport cron {app}`"
+        )
+    from homeport.deployer import cron
+
+    return cron.run_now(settings, app, name)
 
 
 # -- a runner's jobs -------------------------------------------------------------------------
@@ -474,6 +491,13 @@ def settle(settings: Settings, app: str, emit: Emit | None = None) -> list[Relea
                 status = "superseded"
                 reason = f"never started (interrupted); the cluster runs {seen.serving}"
             releases.mark(settings.data_dir, app, release.version, status, reason)
+            live = releases.live(settings.data_dir, app)
+            if seen.started and live is not None and seen.running == live.version:
+                # Its processes may have rolled out before web: they go back to the live one's.
+                try:
+                    deployer.realign(settings, live, say)
+                except HomeportError as exc:
+                    log.warning("settling %s: processes not restored: %s", app, exc)
         else:
             # The cluster runs this release: follow it for what is left of its health timeout.
             spec = deployer.spec_of(release)

@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
+from homeport import schedules
 from homeport.commits import CommitTree
-from homeport.deployer.spec import RunSpec
+from homeport.deployer.spec import CronSpec, ProcessSpec, RunSpec
 from homeport.errors import InvalidInput
 
 FILENAME = "homeport.toml"
@@ -31,6 +32,13 @@ _CPU = re.compile(r"[0-9]+m|[0-9]+(\.[0-9]{1,3})?")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _STAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _PATH_CHARS = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*")
+# Each process is a Deployment and each cron entry a CronJob: bound how many a push can make.
+MAX_PARTS = 20
+MAX_ARGS = 256
+# Process and cron names are DNS labels inside `<app>-<name>` object names.
+MAX_PART_NAME = 30
+# Kubernetes appends 11 characters to a CronJob's name for each Job, within 63.
+MAX_CRONJOB_NAME = 52
 
 
 class ManifestError(InvalidInput):
@@ -95,6 +103,17 @@ class Manifest:
     healthcheck: HealthcheckConfig = field(default_factory=HealthcheckConfig)
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     ingress: IngressConfig = field(default_factory=IngressConfig)
+    processes: Mapping[str, ProcessSpec] = field(default_factory=lambda: MappingProxyType({}))
+    cron: Mapping[str, CronSpec] = field(default_factory=lambda: MappingProxyType({}))
+
+    def check_app(self, app: str) -> None:
+        """Refuse names that do not fit the app's object names (`<app>-<cron>` CronJobs)."""
+        for name in self.cron:
+            if len(f"{app}-{name}") > MAX_CRONJOB_NAME:
+                raise ManifestError(
+                    f"{FILENAME}: [cron.{name}] makes the CronJob name {app}-{name}, longer than"
+                    f" Kubernetes allows ({MAX_CRONJOB_NAME} characters); use a shorter name"
+                )
 
     def run_spec(self) -> RunSpec:
         """How the app runs, for the deployer; every limit was checked when parsing."""
@@ -107,6 +126,8 @@ class Manifest:
             health_timeout=self.healthcheck.timeout,
             env=dict(self.env),
             ingress_host=self.ingress.host,
+            processes=dict(self.processes),
+            cron=dict(self.cron),
         )
 
 
@@ -318,7 +339,113 @@ _KEYS: dict[str, dict[str, _Check]] = {
     },
     "ingress": {"host": _host},
 }
-_TABLES = ("build", "run", "healthcheck", "env", "ingress")
+_TABLES = ("build", "run", "healthcheck", "env", "ingress", "processes", "cron")
+
+
+def _command(key: str, value: Any) -> tuple[str, ...]:
+    allowed = 'use a non-empty list of strings, e.g. ["/app/worker", "--queue", "default"]'
+    if not isinstance(value, list) or not 0 < len(value) <= MAX_ARGS:
+        raise _refuse(key, value, allowed)
+    for arg in value:
+        if not isinstance(arg, str) or len(arg) > MAX_VALUE_CHARS or "\0" in arg:
+            raise _refuse(key, value, allowed)
+    if not value[0]:
+        raise _refuse(key, value, allowed + " whose first item names the program")
+    return tuple(value)
+
+
+def _volume_names(key: str, value: Any) -> tuple[str, ...]:
+    allowed = 'use a list of names of [volumes] entries, e.g. ["data"]'
+    if not isinstance(value, list) or len(value) > MAX_ENTRIES:
+        raise _refuse(key, value, allowed)
+    for name in value:
+        if not isinstance(name, str) or len(name) > 63 or not _LABEL.fullmatch(name):
+            raise _refuse(key, name, allowed + " (lower-case letters, digits and -)")
+    return tuple(dict.fromkeys(value))
+
+
+def _schedule(key: str, value: Any) -> str:
+    wrong = schedules.problem(value)
+    if wrong is not None:
+        raise _refuse(key, value, f"{wrong}; {schedules.EXAMPLE}")
+    return str(value).strip()
+
+
+_PROCESS_KEYS: dict[str, _Check] = {
+    "command": _command,
+    "replicas": _int_between(0, 100, "a number of replicas"),
+    "memory": _KEYS["run"]["memory"],
+    "cpu": _KEYS["run"]["cpu"],
+    "volumes": _volume_names,
+}
+_CRON_KEYS: dict[str, _Check] = {
+    "schedule": _schedule,
+    "command": _command,
+    "timeout": _int_between(1, 7 * 24 * 3600, "a number of seconds"),
+}
+
+
+def _parts(
+    table: str, data: Mapping[str, Any], checks: Mapping[str, _Check], example: str
+) -> dict[str, dict[str, Any]]:
+    """[table.NAME] entries, each checked key by key; `command` (and `schedule`) required."""
+    value = data.get(table, {})
+    if not isinstance(value, dict):
+        raise _refuse(table, value, f"use tables such as [{table}.{example}]")
+    if len(value) > MAX_PARTS:
+        raise _refuse(table, value, f"use at most {MAX_PARTS} entries")
+    out: dict[str, dict[str, Any]] = {}
+    for name, entry in value.items():
+        if not _LABEL.fullmatch(name) or len(name) > MAX_PART_NAME:
+            raise ManifestError(
+                f"{FILENAME}: [{table}.{name}] is not allowed: names are lower-case letters, "
+                f"digits and - (at most {MAX_PART_NAME}), e.g. [{table}.{example}]"
+            )
+        if table == "processes" and name == "web":
+            raise ManifestError(
+                f"{FILENAME}: [processes.web] is not allowed: web is the app's own process, set "
+                "by [run]; give other processes other names, e.g. [processes.worker]"
+            )
+        if not isinstance(entry, dict):
+            raise _refuse(f"{table}.{name}", entry, f"use a table [{table}.{name}]")
+        fields: dict[str, Any] = {}
+        for key, item in entry.items():
+            if key not in checks:
+                raise ManifestError(
+                    f"{FILENAME}: unknown key {table}.{name}.{key}; [{table}.{name}] takes "
+                    + ", ".join(checks)
+                )
+            fields[key] = checks[key](f"{table}.{name}.{key}", item)
+        for needed in ("schedule", "command"):
+            if needed in checks and needed not in fields:
+                raise ManifestError(
+                    f"{FILENAME}: [{table}.{name}] needs {needed}, e.g. "
+                    + (
+                        'schedule = "0 3 * * *"'
+                        if needed == "schedule"
+                        else 'command = ["/app/run"]'
+                    )
+                )
+        out[name] = fields
+    return out
+
+
+def volume_references(processes: Mapping[str, ProcessSpec], volumes: Container[str] | None) -> None:
+    """Refuse process volumes that name no `[volumes]` entry.
+
+    `volumes` is the parsed `[volumes]` table, or None where homeport.toml has none yet: then
+    the names are only checked as names, and the deployer refuses to run a process that
+    needs them (homeport/deployer/processes.py, process_volumes).
+    """
+    if volumes is None:
+        return
+    for name, process in processes.items():
+        for volume in process.volumes:
+            if volume not in volumes:
+                raise ManifestError(
+                    f"{FILENAME}: processes.{name}.volumes names {volume!r}, which is not in "
+                    f"[volumes]; add [volumes.{volume}] or remove it from the list"
+                )
 
 
 def _section(name: str, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -343,10 +470,22 @@ def _manifest(data: Mapping[str, Any]) -> Manifest:
                 f"{FILENAME}: unknown table [{name}]; use " + ", ".join(f"[{t}]" for t in _TABLES)
             )
     env = _string_table("environment variables")("env", data.get("env", {}))
+    processes = {
+        name: ProcessSpec(**fields)
+        for name, fields in _parts("processes", data, _PROCESS_KEYS, "worker").items()
+    }
+    volume_references(processes, None)
     return Manifest(
         build=BuildConfig(**_section("build", data)),
         run=RunConfig(**_section("run", data)),
         healthcheck=HealthcheckConfig(**_section("healthcheck", data)),
         env=env,
         ingress=IngressConfig(**_section("ingress", data)),
+        processes=MappingProxyType(processes),
+        cron=MappingProxyType(
+            {
+                name: CronSpec(**fields)
+                for name, fields in _parts("cron", data, _CRON_KEYS, "backup").items()
+            }
+        ),
     )

@@ -106,6 +106,7 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
     finally:
         repo.close()
     manifest = read_manifest(repo_path, job.commit)
+    manifest.check_app(job.app)
     # App env values are secrets to the log, wherever a build step might echo them.
     out.masker.add(manifest.env.values())
     secrets = {name: config[name] for name in manifest.build.secrets if name in config}

@@ -223,3 +223,13 @@ def test_a_refused_delivery_can_be_delivered_again(
     again = lifecycle.submit_deploy(settings, conn, **submit)  # type: ignore[arg-type]
     assert isinstance(again, lifecycle.Submitted) and again.job.status == jobs.QUEUED
     assert conn.llen(f"rq:queue:{queue.QUEUE_NAME}") == 1
+
+
+def test_a_cron_run_needs_an_app_with_a_live_release(tmp_path: Path) -> None:
+    """An app without a live release has no cron to run, and the message says to push."""
+    from homeport.errors import Conflict
+
+    settings = Settings(data_dir=tmp_path)
+    db.init(tmp_path)
+    with pytest.raises(Conflict, match="blog has no live release, so no cron to run; push"):
+        lifecycle.start_cron_run(settings, "blog", "backup")

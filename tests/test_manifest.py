@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from homeport.deployer import objects
-from homeport.deployer.spec import RunSpec
+from homeport.deployer import cron, objects, processes
+from homeport.deployer.spec import CronSpec, ProcessSpec, RunSpec
 from homeport.errors import HomeportError
 from homeport.manifest import Manifest, ManifestError, parse_manifest, read_manifest
 from tests.conftest import GitApp
@@ -227,6 +227,11 @@ def test_any_text_raises_only_manifest_error(text: str) -> None:
         return
     spec = manifest.run_spec()
     objects.deployment("blog", 1, "r/blog@sha256:" + "a" * 64, spec, "blog-v1")
+    for name in spec.processes:
+        if not spec.processes[name].volumes:
+            processes.deployment("blog", 1, "r/blog@sha256:" + "a" * 64, spec, name, "blog-v1")
+    for name in spec.cron:
+        cron.cronjob("blog", 1, "r/blog@sha256:" + "a" * 64, spec, name, "blog-v1")
     assert RunSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
 
 
@@ -257,3 +262,120 @@ def test_build_context_target_and_secrets() -> None:
     rooted = parse_manifest('[build]\ncontext = "services/web"\ndockerfile = "/docker/web"\n')
     assert rooted.build.dockerfile_path == "docker/web"
     assert parse_manifest("").build.dockerfile_path == "Dockerfile"
+
+
+PARTS = """
+[processes.worker]
+command = ["/app/worker", "--queue", "mail"]
+replicas = 2
+memory = "128Mi"
+volumes = ["data", "data"]
+[processes.mailer]
+command = ["/app/mailer"]
+[cron.backup]
+schedule = "0 3 * * *"
+command = ["/app/backup"]
+timeout = 600
+[cron.tick]
+schedule = "@hourly"
+command = ["sh", "-c", "echo tick"]
+"""
+
+
+def test_processes_and_cron_are_read_into_the_run_spec() -> None:
+    """[processes.NAME] and [cron.NAME] become the run spec's processes and cron, and survive
+    the release record's JSON."""
+    spec = parse_manifest(PARTS).run_spec()
+    assert spec.processes == {
+        "worker": ProcessSpec(
+            command=("/app/worker", "--queue", "mail"),
+            replicas=2,
+            memory="128Mi",
+            volumes=("data",),
+        ),
+        "mailer": ProcessSpec(command=("/app/mailer",)),
+    }
+    assert spec.cron == {
+        "backup": CronSpec(schedule="0 3 * * *", command=("/app/backup",), timeout=600),
+        "tick": CronSpec(schedule="@hourly", command=("sh", "-c", "echo tick")),
+    }
+    assert RunSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    assert RunSpec.from_dict({"port": 80}).processes == {}  # releases from before processes
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[processes.web]\ncommand = ["x"]',
+            "homeport.toml: [processes.web] is not allowed: web is the app's own process",
+        ),
+        (
+            '[processes.Worker]\ncommand = ["x"]',
+            "homeport.toml: [processes.Worker] is not allowed: names are lower-case letters",
+        ),
+        (
+            '[processes.worker]\ncommand = "/app/worker"',
+            'homeport.toml: processes.worker.command = "/app/worker" is not allowed: use a '
+            "non-empty list of strings",
+        ),
+        ("[processes.worker]\ncommand = []", "processes.worker.command = [...] is not allowed"),
+        ('[processes.worker]\ncommand = ["a", 1]', "processes.worker.command = [...] is not"),
+        ('[processes.worker]\ncommand = [""]', "whose first item names the program"),
+        ("[processes.worker]\nreplicas = 1", "homeport.toml: [processes.worker] needs command"),
+        (
+            '[processes.worker]\ncommand = ["x"]\nreplicas = 101',
+            "processes.worker.replicas = 101 is not allowed: use a number of replicas",
+        ),
+        (
+            '[processes.worker]\ncommand = ["x"]\nmemory = "lots"',
+            'processes.worker.memory = "lots" is not allowed: use a Kubernetes quantity',
+        ),
+        (
+            '[processes.worker]\ncommand = ["x"]\nvolumes = ["Data"]',
+            'processes.worker.volumes = "Data" is not allowed: use a list of names of [volumes]',
+        ),
+        (
+            '[processes.worker]\ncommand = ["x"]\nport = 80',
+            "unknown key processes.worker.port; [processes.worker] takes command, replicas",
+        ),
+        ("processes = 1", "processes = 1 is not allowed: use tables such as [processes.worker]"),
+        ("[processes]\nworker = 1", "processes.worker = 1 is not allowed: use a table"),
+        (
+            '[cron.backup]\nschedule = "61 * * * *"\ncommand = ["x"]',
+            'homeport.toml: cron.backup.schedule = "61 * * * *" is not allowed: minute 61 is'
+            " out of range 0-59; use five fields",
+        ),
+        (
+            '[cron.backup]\nschedule = "0 3 * * * *"\ncommand = ["x"]',
+            'cron.backup.schedule = "0 3 * * * *" is not allowed: it has 6 fields, not 5',
+        ),
+        ('[cron.backup]\ncommand = ["x"]', "[cron.backup] needs schedule, e.g. schedule ="),
+        ('[cron.backup]\nschedule = "@daily"', "[cron.backup] needs command"),
+        (
+            '[cron.backup]\nschedule = "@daily"\ncommand = "backup.sh"',
+            'cron.backup.command = "backup.sh" is not allowed: use a non-empty list of strings',
+        ),
+        (
+            '[cron.backup]\nschedule = "@daily"\ncommand = ["x"]\ntimeout = 0',
+            "cron.backup.timeout = 0 is not allowed: use a number of seconds",
+        ),
+        (
+            "\n".join(f'[processes.p{i}]\ncommand = ["x"]' for i in range(21)),
+            "processes = {...} is not allowed: use at most 20 entries",
+        ),
+    ],
+)
+def test_bad_processes_and_cron_name_the_key(text: str, message: str) -> None:
+    """Each refusal of a process or cron entry names its key and what is allowed."""
+    with pytest.raises(ManifestError) as failure:
+        parse_manifest(text)
+    assert message in str(failure.value)
+
+
+def test_cron_names_must_fit_the_app_s_cronjob_name() -> None:
+    """`<app>-<name>` must fit the CronJob name limit; the push is refused before a build."""
+    manifest = parse_manifest('[cron.nightly-backup]\nschedule = "@daily"\ncommand = ["x"]')
+    manifest.check_app("blog")
+    with pytest.raises(ManifestError, match=r"\[cron.nightly-backup\] makes the CronJob name"):
+        manifest.check_app("a" * 40)

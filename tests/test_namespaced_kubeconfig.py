@@ -97,18 +97,29 @@ def test_homeport_deploys_with_the_namespaced_kubeconfig(
     home_namespace: str,
     work: WorkTree,
 ) -> None:
-    """homeport with that kubeconfig instead of the admin one deploys an app that goes live."""
+    """homeport with that kubeconfig instead of the admin one deploys an app that goes live,
+    with a process and a cron entry, starts a cron run, and removes both with the next push."""
     path = _kubeconfig(tmp_path, apps_namespace, home_namespace)
     hp = Homeport(
         data_dir=tmp_path / "data",
         redis_url=redis_url,
         extra_env={"HOMEPORT_KUBECONFIG": str(path), "HOMEPORT_NAMESPACE": apps_namespace},
     ).start()
+    parts = (
+        '[processes.worker]\ncommand = ["sleep", "3600"]\n'
+        '[cron.tick]\nschedule = "@hourly"\ncommand = ["echo", "tick"]\n'
+    )
     try:
         app = f"app-{uuid.uuid4().hex[:8]}"
-        work.commit("first", **{"index.html": "hello"})
+        work.commit("first", **{"index.html": "hello", "homeport.toml": parts})
         pushed = work.push(hp.remote(app))
+        run = hp.api("POST", f"/api/apps/{app}/cron/tick/runs")
+        work.commit("second", **{"homeport.toml": ""})
+        again = work.push(hp.remote(app))
     finally:
         hp.stop()
     assert pushed.returncode == 0, pushed.stderr
     assert f"-----> {app} v1 is live" in pushed.stderr
+    assert run.status_code == 202, run.text
+    assert again.returncode == 0, again.stderr
+    assert "removed process worker" in again.stderr and "removed cron tick" in again.stderr

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeport.config import Settings
-from homeport.deployer import appconfig, objects
+from homeport.deployer import appconfig, cron, objects, processes
 from homeport.deployer.errors import RolloutError
 from homeport.deployer.kube import Kube
 from homeport.deployer.rollout import follow
@@ -132,6 +132,24 @@ def _follow(kube: Kube, release: Release, emit: Emit, timeout: int | None = None
     )
 
 
+def _apply_processes(kube: Kube, release: Release) -> None:
+    spec = spec_of(release)
+    processes.apply(kube, release.app, release.version, release.image, spec, secret_of(release))
+
+
+def _follow_processes(kube: Kube, release: Release, emit: Emit, timeout: int | None = None) -> None:
+    spec = spec_of(release)
+    processes.follow(kube, release.app, release.version, spec, emit, timeout or spec.health_timeout)
+
+
+def _finish(kube: Kube, release: Release, emit: Emit) -> None:
+    """The release is live: its cron runs from it; processes and cron it lacks go."""
+    spec = spec_of(release)
+    cron.apply(kube, release.app, release.version, release.image, spec, secret_of(release))
+    processes.prune(kube, release.app, spec.processes, emit)
+    cron.prune(kube, release.app, spec.cron, emit)
+
+
 def _create_secret(kube: Kube, release: Release, env: Mapping[str, str]) -> None:
     body = objects.release_secret(release.app, release.version, env)
     if kube.create(body) is not None:
@@ -168,8 +186,11 @@ def _restore(
     emit(f"-----> {release.app} v{release.version} failed: {reason}")
     emit(f"-----> Rolling back to v{previous.version}")
     try:
+        _apply_processes(kube, previous)
         _apply(kube, previous)
         _follow(kube, previous, emit)
+        _follow_processes(kube, previous, emit)
+        _finish(kube, previous, emit)
     except HomeportError as exc:
         return Failed(reason, before, "failed", str(exc))
     emit(f"-----> {release.app} v{previous.version} is live again")
@@ -195,9 +216,15 @@ def roll_out(
             kube.ensure_namespace()
             if env is not None:
                 _create_secret(kube, release, env)
+            # Processes first: web keeps serving the previous release until every process of
+            # the new one has run without restarting, so a crashing worker costs web nothing.
+            attempt.applied = bool(spec_of(release).processes)
+            _apply_processes(kube, release)
+            _follow_processes(kube, release, emit)
             _apply(kube, release)
             attempt.applied = True
             _follow(kube, release, emit)
+            _finish(kube, release, emit)
         except HomeportError as exc:
             return _restore(kube, settings, release, previous, str(exc), attempt.applied, emit)
     return Live()
@@ -225,7 +252,20 @@ def observe(settings: Settings, release: Release) -> Observed:
                 "replicasets", selector=objects.release_selector(release.app, release.version)
             ).get("items")
         )
+        # Processes roll out before web: an interrupted release may have got only those.
+        started = started or any(
+            objects.template_release(part) == release.version
+            for part in processes.owned(kube, release.app)
+        )
     return Observed(running, started)
+
+
+def realign(settings: Settings, live: Release, emit: Emit) -> None:
+    """Make processes and cron match the live release again (after an interrupted rollout)."""
+    with Kube(settings) as kube:
+        _apply_processes(kube, live)
+        _follow_processes(kube, live, emit)
+        _finish(kube, live, emit)
 
 
 def resume(
@@ -234,7 +274,9 @@ def resume(
     """Follow a release the cluster already runs for what is left of its timeout."""
     with Kube(settings) as kube:
         try:
+            _follow_processes(kube, release, emit, timeout)
             _follow(kube, release, emit, timeout=timeout)
+            _finish(kube, release, emit)
         except HomeportError as exc:
             return _restore(kube, settings, release, previous, str(exc), True, emit)
     return Live()
@@ -258,6 +300,13 @@ def keep_digests(settings: Settings, kept: list[Release], dropped: list[Release]
             if "@" in image:
                 digests.add(image.rpartition("@")[2])
             needed |= objects.template_secrets(running)
+        # Processes and cron runs use images and Secrets too (after a failed restore, maybe
+        # another release's than web).
+        parts = [processes.template_parts(p) for p in processes.owned(kube, app)]
+        parts += [cron.template_parts(c) for c in cron.owned(kube, app)]
+        for images, names in parts:
+            digests |= {image.rpartition("@")[2] for image in images if "@" in image}
+            needed |= names
         done: set[str] = set()  # a rollback release shares its target's Secret
         for release in dropped:
             name = secret_of(release)

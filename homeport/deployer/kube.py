@@ -52,6 +52,8 @@ _PATHS = {
     "deployments": "/apis/apps/v1/namespaces/{ns}/deployments",
     "replicasets": "/apis/apps/v1/namespaces/{ns}/replicasets",
     "ingresses": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
+    "cronjobs": "/apis/batch/v1/namespaces/{ns}/cronjobs",
+    "jobs": "/apis/batch/v1/namespaces/{ns}/jobs",
 }
 _KINDS = {
     "Namespace": "namespaces",
@@ -59,6 +61,8 @@ _KINDS = {
     "Service": "services",
     "Deployment": "deployments",
     "Ingress": "ingresses",
+    "CronJob": "cronjobs",
+    "Job": "jobs",
 }
 _VERBS = {"GET": "read", "POST": "create", "PATCH": "change", "PUT": "replace", "DELETE": "delete"}
 
@@ -302,10 +306,15 @@ class Kube:
             "PATCH", self.path(kind, name), body=patch, content_type="application/merge-patch+json"
         )
 
-    def delete(self, kind: str, name: str) -> bool:
-        """Delete the object; False when it was already gone."""
+    def delete(self, kind: str, name: str, *, cascade: bool = False) -> bool:
+        """Delete the object; False when it was already gone.
+
+        `cascade` deletes what it owns too (a CronJob's Jobs and their pods), whatever the
+        kind's default.
+        """
+        query: dict[str, str | int] = {"propagationPolicy": "Background"} if cascade else {}
         try:
-            self.request("DELETE", self.path(kind, name))
+            self.request("DELETE", self.path(kind, name), query=query)
         except ApiError as exc:
             if exc.status == 404:
                 return False

@@ -307,11 +307,17 @@ def follow(
     health_path: str | None,
     port: int,
     emit: Callable[[str], None],
+    deployment: str | None = None,
+    pods_selector: str | None = None,
 ) -> float:
     """Wait, by watching, until release `version` of the app is fully available.
 
+    `deployment` and `pods_selector` name another Deployment of the release than the app's
+    web one (a process) and the labels of its pods.
     Returns the seconds it took; raises RolloutError with the cause as soon as one is known.
     """
+    name = deployment or app
+    selector = pods_selector or objects.release_selector(app, version)
     started = time.monotonic()
     deadline = started + timeout
     stop = threading.Event()
@@ -322,13 +328,13 @@ def follow(
         threading.Thread(
             target=_pump,
             args=(kube, "deployments", stop, inbox),
-            kwargs={"fields": f"metadata.name={app}"},
+            kwargs={"fields": f"metadata.name={name}"},
             daemon=True,
         ),
         threading.Thread(
             target=_pump,
             args=(kube, "pods", stop, inbox),
-            kwargs={"selector": objects.release_selector(app, version)},
+            kwargs={"selector": selector},
             daemon=True,
         ),
     ]
@@ -346,7 +352,7 @@ def follow(
                     timeout_reason(
                         new,
                         pod_events(kube, new),
-                        deployments.get(app),
+                        deployments.get(name),
                         timeout=timeout,
                         health_path=health_path,
                         port=port,
@@ -367,11 +373,11 @@ def follow(
                     item = inbox.get_nowait()
                 except queue.Empty:
                     item = None
-            current = deployments.get(app)
+            current = deployments.get(name)
             revision = ((current or {}).get("metadata", {}).get("annotations") or {}).get(REVISION)
             if current is not None and revision and revision != seen_revision:
                 # A new revision: find its ReplicaSet, whose pods are the ones that count.
-                listed = kube.list("replicasets", selector=objects.release_selector(app, version))
+                listed = kube.list("replicasets", selector=selector)
                 pod_hash = new_replicaset_hash(current, listed.get("items") or [])
                 seen_revision = revision if pod_hash else None
             progress = assess(current, of_replicaset(pods.values(), pod_hash), version)

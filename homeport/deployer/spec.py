@@ -12,6 +12,28 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class ProcessSpec:
+    """A process of the app besides web (`[processes.NAME]`): same image and env, no Service."""
+
+    command: tuple[str, ...]
+    replicas: int = 1
+    memory: str | None = None
+    cpu: str | None = None
+    volumes: tuple[str, ...] = ()
+    """Names of `[volumes]` entries the process mounts."""
+
+
+@dataclass(frozen=True)
+class CronSpec:
+    """A scheduled command (`[cron.NAME]`), run from the live release's image and env."""
+
+    schedule: str
+    command: tuple[str, ...]
+    timeout: int | None = None
+    """Seconds a run may take before it is stopped; None: no limit."""
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """Run settings of one release; frozen so a release's snapshot cannot drift."""
 
@@ -23,11 +45,15 @@ class RunSpec:
     health_timeout: int = 60
     env: Mapping[str, str] = field(default_factory=dict)
     ingress_host: str | None = None
+    processes: Mapping[str, ProcessSpec] = field(default_factory=dict)
+    cron: Mapping[str, CronSpec] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready snapshot."""
         data = asdict(self)
         data["env"] = dict(self.env)
+        data["processes"] = {name: asdict(p) for name, p in self.processes.items()}
+        data["cron"] = {name: asdict(c) for name, c in self.cron.items()}
         return data
 
     @classmethod
@@ -36,4 +62,23 @@ class RunSpec:
         known = {f for f in cls.__dataclass_fields__}
         values = {k: v for k, v in data.items() if k in known}
         values["env"] = dict(values.get("env") or {})
+        values["processes"] = {
+            name: ProcessSpec(
+                **{
+                    **_known(ProcessSpec, p),
+                    "command": tuple(p["command"]),
+                    "volumes": tuple(p.get("volumes") or ()),
+                }
+            )
+            for name, p in (values.get("processes") or {}).items()
+        }
+        values["cron"] = {
+            name: CronSpec(**{**_known(CronSpec, c), "command": tuple(c["command"])})
+            for name, c in (values.get("cron") or {}).items()
+        }
         return cls(**values)
+
+
+def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    return {k: v for k, v in data.items() if k in fields}
