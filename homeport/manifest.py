@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from homeport.commits import CommitTree
-from homeport.deployer.spec import RunSpec
+from homeport.deployer.spec import RunSpec, Volume
 from homeport.errors import InvalidInput
 
 FILENAME = "homeport.toml"
@@ -31,6 +31,12 @@ _CPU = re.compile(r"[0-9]+m|[0-9]+(\.[0-9]{1,3})?")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _STAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _PATH_CHARS = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*")
+_STORAGE = re.compile(r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?")
+_MOUNT_CHARS = re.compile(r"/[A-Za-z0-9._@+=,:~-]+(/[A-Za-z0-9._@+=,:~-]+)*")
+# Claims are named `<app>-<volume>`: with app names of at most 40 characters this keeps the
+# claim a DNS label too, as the provisioners that name directories after it expect.
+MAX_VOLUME_NAME = 22
+MAX_VOLUMES = 16
 
 
 class ManifestError(InvalidInput):
@@ -95,6 +101,7 @@ class Manifest:
     healthcheck: HealthcheckConfig = field(default_factory=HealthcheckConfig)
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     ingress: IngressConfig = field(default_factory=IngressConfig)
+    volumes: tuple[Volume, ...] = ()
 
     def run_spec(self) -> RunSpec:
         """How the app runs, for the deployer; every limit was checked when parsing."""
@@ -107,6 +114,7 @@ class Manifest:
             health_timeout=self.healthcheck.timeout,
             env=dict(self.env),
             ingress_host=self.ingress.host,
+            volumes=self.volumes,
         )
 
 
@@ -318,7 +326,64 @@ _KEYS: dict[str, dict[str, _Check]] = {
     },
     "ingress": {"host": _host},
 }
-_TABLES = ("build", "run", "healthcheck", "env", "ingress")
+_TABLES = ("build", "run", "healthcheck", "env", "ingress", "volumes")
+
+
+def _mount_path(key: str, value: Any) -> str:
+    allowed = 'use an absolute directory in the container, e.g. "/var/lib/blog"'
+    if not isinstance(value, str) or len(value) > 1024 or not _MOUNT_CHARS.fullmatch(value):
+        raise _refuse(key, value, allowed)
+    if any(part in (".", "..") for part in value.split("/")):
+        raise _refuse(key, value, allowed + ', without "." or ".." parts')
+    return value
+
+
+_VOLUME_KEYS: dict[str, _Check] = {
+    "path": _mount_path,
+    "size": _quantity(_STORAGE, '"1Gi" or "500Mi"', numbers=False),
+}
+
+
+def _volumes(data: Mapping[str, Any]) -> tuple[Volume, ...]:
+    """[volumes.NAME] tables: path and size, each required."""
+    table = data.get("volumes", {})
+    if not isinstance(table, dict):
+        raise _refuse("volumes", table, "use tables [volumes.NAME] with path and size")
+    if len(table) > MAX_VOLUMES:
+        raise _refuse("volumes", table, f"use at most {MAX_VOLUMES} volumes")
+    out: list[Volume] = []
+    paths: dict[str, str] = {}
+    for name, item in table.items():
+        key = f"volumes.{name}"
+        if len(name) > MAX_VOLUME_NAME or not _LABEL.fullmatch(name):
+            raise ManifestError(
+                f"{FILENAME}: [{key}] is not allowed: volume names use at most"
+                f" {MAX_VOLUME_NAME} lower-case letters, digits and '-', starting and ending"
+                " with a letter or digit, e.g. [volumes.data]"
+            )
+        if not isinstance(item, dict):
+            raise _refuse(key, item, 'use a table, e.g. { path = "/data", size = "1Gi" }')
+        for field_name in item:
+            if field_name not in _VOLUME_KEYS:
+                raise ManifestError(
+                    f"{FILENAME}: unknown key {key}.{field_name}; [{key}] takes path, size"
+                )
+        for field_name in _VOLUME_KEYS:
+            if field_name not in item:
+                raise ManifestError(
+                    f"{FILENAME}: {key}.{field_name} is missing; [{key}] needs path (where it"
+                    ' is mounted, e.g. "/var/lib/blog") and size (e.g. "1Gi")'
+                )
+        path = _mount_path(f"{key}.path", item["path"])
+        size = _VOLUME_KEYS["size"](f"{key}.size", item["size"])
+        if path in paths:
+            raise ManifestError(
+                f"{FILENAME}: {key}.path = {_show(path)} is not allowed: volumes.{paths[path]}"
+                " is mounted there already; give each volume its own path"
+            )
+        paths[path] = name
+        out.append(Volume(name=name, path=path, size=size))
+    return tuple(out)
 
 
 def _section(name: str, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -349,4 +414,5 @@ def _manifest(data: Mapping[str, Any]) -> Manifest:
         healthcheck=HealthcheckConfig(**_section("healthcheck", data)),
         env=env,
         ingress=IngressConfig(**_section("ingress", data)),
+        volumes=_volumes(data),
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeport.config import Settings
-from homeport.deployer import appconfig, objects
+from homeport.deployer import appconfig, objects, volumes
 from homeport.deployer.errors import RolloutError
 from homeport.deployer.kube import Kube
 from homeport.deployer.rollout import follow
@@ -105,8 +105,10 @@ def has_secret(settings: Settings, release: Release) -> bool:
         return kube.get("secrets", secret_of(release)) is not None
 
 
-def _apply(kube: Kube, release: Release) -> None:
+def _apply(kube: Kube, release: Release, settings: Settings, emit: Emit) -> None:
     spec = spec_of(release)
+    # Claims first: they outlive releases, and the pods below mount them.
+    recreate = volumes.ensure(settings, kube, release.app, spec, emit)
     kube.apply(objects.service(release.app, spec))
     ingress = objects.ingress(release.app, spec)
     if ingress is not None:
@@ -115,7 +117,14 @@ def _apply(kube: Kube, release: Release) -> None:
         # A release without a host must not leave an earlier release's route behind.
         kube.delete("ingresses", release.app)
     kube.apply(
-        objects.deployment(release.app, release.version, release.image, spec, secret_of(release))
+        objects.deployment(
+            release.app,
+            release.version,
+            release.image,
+            spec,
+            secret_of(release),
+            recreate=recreate,
+        )
     )
 
 
@@ -168,7 +177,7 @@ def _restore(
     emit(f"-----> {release.app} v{release.version} failed: {reason}")
     emit(f"-----> Rolling back to v{previous.version}")
     try:
-        _apply(kube, previous)
+        _apply(kube, previous, settings, emit)
         _follow(kube, previous, emit)
     except HomeportError as exc:
         return Failed(reason, before, "failed", str(exc))
@@ -195,7 +204,7 @@ def roll_out(
             kube.ensure_namespace()
             if env is not None:
                 _create_secret(kube, release, env)
-            _apply(kube, release)
+            _apply(kube, release, settings, emit)
             attempt.applied = True
             _follow(kube, release, emit)
         except HomeportError as exc:

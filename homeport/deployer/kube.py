@@ -52,6 +52,9 @@ _PATHS = {
     "deployments": "/apis/apps/v1/namespaces/{ns}/deployments",
     "replicasets": "/apis/apps/v1/namespaces/{ns}/replicasets",
     "ingresses": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
+    "persistentvolumeclaims": _CORE + "/namespaces/{ns}/persistentvolumeclaims",
+    "jobs": "/apis/batch/v1/namespaces/{ns}/jobs",
+    "cronjobs": "/apis/batch/v1/namespaces/{ns}/cronjobs",
 }
 _KINDS = {
     "Namespace": "namespaces",
@@ -59,6 +62,7 @@ _KINDS = {
     "Service": "services",
     "Deployment": "deployments",
     "Ingress": "ingresses",
+    "PersistentVolumeClaim": "persistentvolumeclaims",
 }
 _VERBS = {"GET": "read", "POST": "create", "PATCH": "change", "PUT": "replace", "DELETE": "delete"}
 

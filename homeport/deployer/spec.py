@@ -12,6 +12,15 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Volume:
+    """A persistent volume of the app: claim `<app>-<name>`, mounted at `path`."""
+
+    name: str
+    path: str
+    size: str
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """Run settings of one release; frozen so a release's snapshot cannot drift."""
 
@@ -23,11 +32,13 @@ class RunSpec:
     health_timeout: int = 60
     env: Mapping[str, str] = field(default_factory=dict)
     ingress_host: str | None = None
+    volumes: tuple[Volume, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready snapshot."""
         data = asdict(self)
         data["env"] = dict(self.env)
+        data["volumes"] = [asdict(v) for v in self.volumes]
         return data
 
     @classmethod
@@ -36,4 +47,5 @@ class RunSpec:
         known = {f for f in cls.__dataclass_fields__}
         values = {k: v for k, v in data.items() if k in known}
         values["env"] = dict(values.get("env") or {})
+        values["volumes"] = tuple(Volume(**v) for v in values.get("volumes") or ())
         return cls(**values)
