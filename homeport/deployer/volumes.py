@@ -77,10 +77,13 @@ def _resize(kube: Kube, app: str, volume: Volume, claim: Mapping[str, Any], emit
     except ApiError as exc:
         if exc.status not in (400, 403, 422):
             raise
+        # 403 is the API server's resize admission: the class has no allowVolumeExpansion.
+        why = "does not allow expansion" if exc.status == 403 else f"refused it ({exc})"
         emit(
-            f"       volume {volume.name}: claim {name} stays at {have} with its data: its storage"
-            f" class cannot grow it to {volume.size} ({exc}); homeport never recreates a claim."
-            f" Set size back to {have}, or copy the data to a larger volume yourself"
+            f"       volume {volume.name}: claim {name} stays at {have} with its data: its"
+            f" storage class {why}, so it cannot grow to {volume.size}; homeport never"
+            f" recreates a claim. Set size back to {have}, or copy the data to a larger"
+            " volume yourself"
         )
         return
     emit(
