@@ -15,8 +15,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from homeport import apps, joblog, releases
+from homeport import apps, db, joblog, releases
 from homeport.config import Settings
+from homeport.deployer import objects
 from homeport.errors import Conflict
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,6 @@ class Destroyed:
 
 def begin(conn: sqlite3.Connection, app: str) -> None:
     """Mark the app as being removed; AppBusy if a job of it is queued or running."""
-    from homeport import db
-
     row = conn.execute(
         "SELECT id, status FROM jobs WHERE app = ? AND status IN ('queued', 'running')"
         " ORDER BY created_at DESC LIMIT 1",
@@ -80,8 +79,6 @@ def end(conn: sqlite3.Connection, app: str) -> None:
 
 def secret_names(settings: Settings, app: str) -> set[str]:
     """Every env Secret the app's releases ran with, as the records name them."""
-    from homeport.deployer import objects
-
     names = set()
     for release in releases.history(settings.data_dir, app):
         names.add(objects.release_secret_name(app, release.version))
