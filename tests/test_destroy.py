@@ -27,7 +27,7 @@ exec httpd -f -p 8080 -h /data
 """
 MANIFEST = """[healthcheck]
 path = "/healthz"
-timeout = 40
+timeout = 90
 
 [env]
 GREETING = "{greeting}"

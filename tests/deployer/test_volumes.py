@@ -37,7 +37,7 @@ def images(cluster: object) -> dict[str, str]:
 
 def _spec(greeting: str, *volumes: Volume) -> RunSpec:
     return RunSpec(
-        health_path="/healthz", health_timeout=40, env={"GREETING": greeting}, volumes=volumes
+        health_path="/healthz", health_timeout=90, env={"GREETING": greeting}, volumes=volumes
     )
 
 
