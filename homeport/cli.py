@@ -125,8 +125,18 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run one worker process")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     worker.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
-    apps = sub.add_parser("apps", help="list apps")
+    apps = sub.add_parser("apps", help="list apps; `apps destroy APP` removes one")
     apps.add_argument("--json", action="store_true")
+    apps_sub = apps.add_subparsers(dest="apps_command")
+    destroy = apps_sub.add_parser(
+        "destroy", help="remove an app: its pods, Secrets, images, repository, logs and records"
+    )
+    destroy.add_argument("app")
+    destroy.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
+    destroy.add_argument(
+        "--volumes", action="store_true", help="delete its volume claims and their data too"
+    )
+    destroy.add_argument("--json", action="store_true")
     jobs = sub.add_parser("jobs", help="list an app's deploy jobs")
     jobs.add_argument("app")
     jobs.add_argument("--json", action="store_true")
@@ -190,6 +200,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         run(settings, burst=args.burst, exit_with_parent=args.exit_with_parent)
         return 0
     client = ApiClient(settings)
+    if args.command == "apps" and args.apps_command == "destroy":
+        return _destroy(client, args)
     if args.command == "apps":
         data = client.request("GET", "/api/apps")
         rows = [
@@ -308,6 +320,33 @@ def _cron(client: ApiClient, args: argparse.Namespace) -> int:
             }
         )
     _show(args.json, data, rows, ["name", "schedule", "last run", "outcome", "next run", "job"])
+    return 0
+
+
+def _destroy(client: ApiClient, args: argparse.Namespace) -> int:
+    app = args.app
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"apps destroy removes {app} for good and asks to type its name; without a"
+                " terminal, pass --yes"
+            )
+        what = "its volumes with their data, " if args.volumes else ""
+        _say(f"This removes {app}: its pods, Secrets, {what}images, repository, logs and records.")
+        typed = input(f"Type the app name ({app}) to confirm: ").strip()
+        if typed != app:
+            raise HomeportError(f"{typed!r} is not {app!r}; nothing was removed")
+    body = {"confirm": app, "volumes": bool(args.volumes)}
+    data = client.request("DELETE", f"/api/apps/{app}", body)
+    if args.json:
+        _say(json.dumps(data, indent=2))
+        return 0
+    _say(
+        f"-----> Removed {app}: {len(data['deleted'])} Kubernetes object(s),"
+        f" {data['images_deleted']} image(s), its repository, job logs and records"
+    )
+    for note in data.get("notes") or []:
+        _say(f"       {note}")
     return 0
 
 

@@ -93,6 +93,21 @@ def _namespace(text: str) -> str:
     return text
 
 
+def _storage_class(text: str) -> str:
+    if len(text) > 253 or not all(_LABEL.fullmatch(part) for part in text.split(".")):
+        raise ValueError(f"{text!r} is not a StorageClass name (e.g. local-path)")
+    return text
+
+
+ACCESS_MODES = ("ReadWriteOnce", "ReadWriteOncePod")
+
+
+def _access_mode(text: str) -> str:
+    if text not in ACCESS_MODES:
+        raise ValueError(f"{text!r} is not one of " + ", ".join(ACCESS_MODES))
+    return text
+
+
 def _secret(text: str) -> str:
     if len(text) < MIN_SECRET_LENGTH:
         raise ValueError(
@@ -202,6 +217,10 @@ class Settings:
     """Releases per app whose images and Secrets are kept for rollback."""
     rollback_on_failure: bool = True
     """Roll back automatically when a new release does not become ready."""
+    storage_class: str | None = None
+    """StorageClass of the apps' volume claims; unset = the cluster's default class."""
+    volume_access_mode: str = "ReadWriteOnce"
+    """Access mode of new volume claims; ReadWriteOncePod makes deploys stop old pods first."""
 
     @property
     def job_wait(self) -> float:
@@ -286,6 +305,8 @@ class Settings:
             "min_free_disk": parse_size,
             "keep_releases": _positive_int,
             "rollback_on_failure": _bool,
+            "storage_class": _storage_class,
+            "volume_access_mode": _access_mode,
         }
         values: dict[str, Any] = {}
         for field in fields(cls):

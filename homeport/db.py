@@ -70,6 +70,11 @@ CREATE TABLE IF NOT EXISTS releases (
 );
 -- At most one live release per app, enforced by the database itself.
 CREATE UNIQUE INDEX IF NOT EXISTS releases_one_live ON releases (app) WHERE status = 'live';
+-- Apps being removed (homeport apps destroy): no job of theirs may start meanwhile.
+CREATE TABLE IF NOT EXISTS destroying (
+    app TEXT PRIMARY KEY,
+    started_at REAL NOT NULL
+);
 """
 
 
@@ -175,6 +180,19 @@ def init(data_dir: Path) -> None:
         conn.executescript(SCHEMA)
     finally:
         conn.close()
+
+
+# A removal that has not finished after this long died with its process; the app is free again.
+DESTROY_STALE_SECONDS = 900
+
+
+def being_destroyed(conn: sqlite3.Connection, app: str) -> bool:
+    """Whether `homeport apps destroy` is removing the app right now."""
+    row = conn.execute(
+        "SELECT 1 FROM destroying WHERE app = ? AND started_at > ?",
+        (app, now() - DESTROY_STALE_SECONDS),
+    ).fetchone()
+    return row is not None
 
 
 def now() -> float:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from homeport import db
-from homeport.errors import NotFound
+from homeport.errors import Conflict, NotFound
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, SUPERSEDED = (
     "queued",
@@ -21,6 +21,10 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, SUPERSEDED = (
     "superseded",
 )
 ENDED = frozenset({SUCCEEDED, FAILED, SUPERSEDED})
+
+
+class AppBeingDestroyed(Conflict):
+    """A job was asked for an app that is being removed."""
 
 
 @dataclass(frozen=True)
@@ -118,11 +122,20 @@ def create(
         job.created_at,
     )
     if conn is not None:
-        conn.execute(sql, args)
+        _insert(conn, app, sql, args)
     else:
         with db.connect(data_dir) as c:
-            c.execute(sql, args)
+            _insert(c, app, sql, args)
     return job
+
+
+def _insert(conn: sqlite3.Connection, app: str, sql: str, args: tuple[Any, ...]) -> None:
+    if db.being_destroyed(conn, app):
+        raise AppBeingDestroyed(
+            f"app {app!r} is being removed (homeport apps destroy); push again once that has"
+            " finished to create it afresh"
+        )
+    conn.execute(sql, args)
 
 
 def get(data_dir: Path, job_id: str) -> Job:

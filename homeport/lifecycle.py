@@ -4,6 +4,7 @@ Work enters through `submit_deploy` and `submit_rollback` (git push, webhooks, t
 the CLI all call them), and a cron run started by hand through `start_cron_run`. Recording
 and queueing are one step: if the queue cannot take a job within QUEUE_WAIT, the job is
 recorded failed with the reason, so a push the user was told failed never deploys later.
+An app leaves through `destroy_app`.
 
 A job's runner (pipeline.run_app) then moves the job and its release through their states
 with the functions below; the builder and the deployer only report outcomes. `settle` is
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from redis.exceptions import RedisError
 
-from homeport import apps, db, joblog, jobs, queue, registry, releases
+from homeport import apps, db, destroy, joblog, jobs, queue, registry, releases
 from homeport.config import Settings
 from homeport.errors import Conflict, HomeportError, NotFound, StageError
 from homeport.releases import Release, ReleaseUnavailable
@@ -580,3 +581,43 @@ def keep_releases(settings: Settings, app: str, emit: Emit) -> None:
             f"       removed {len(removed)} image(s) from the registry and {len(untagged)} "
             "from the Docker engine (releases no longer kept)"
         )
+
+
+# -- removal -------------------------------------------------------------------------------
+
+
+def destroy_app(settings: Settings, app: str, *, delete_volumes: bool) -> destroy.Destroyed:
+    """Remove the app: cluster objects, the images homeport pushed, repository, logs, records.
+
+    Refused (Conflict) while a job of the app is queued or running; no job can be created
+    for it until the removal ends. Volume claims stay unless `delete_volumes`. Every step
+    is idempotent, so a removal that failed halfway can simply be asked for again.
+    """
+    from homeport.builder.build import remove_old_images
+    from homeport.deployer import teardown
+
+    apps.check_app_name(app)
+    if not apps.exists(settings.data_dir, app):
+        raise NotFound(f"app {app!r} does not exist; `homeport apps` lists the apps")
+    with db.connect(settings.data_dir) as tx:
+        destroy.begin(tx, app)
+    try:
+        removed = teardown.remove_app(
+            settings, app, destroy.secret_names(settings, app), delete_volumes=delete_volumes
+        )
+        pushed = _pushed(settings, app)
+        own_tags: set[str] = set().union(*pushed.values()) if pushed else set()
+        deleted = registry.prune(settings.registry, app, set(pushed), own_tags)
+        remove_old_images(settings.registry, app, set(pushed), own_tags)
+        with db.connect(settings.data_dir) as tx:
+            destroy.forget(tx, app)
+        destroy.remove_files(settings, app)
+    finally:
+        with db.connect(settings.data_dir) as tx:
+            destroy.end(tx, app)
+    log.info(
+        "destroyed %s (%d cluster objects, %d images)", app, len(removed.deleted), len(deleted)
+    )
+    return destroy.Destroyed(
+        app, settings.namespace, removed.deleted, len(deleted), removed.kept_claims
+    )

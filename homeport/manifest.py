@@ -17,7 +17,7 @@ from typing import Any
 
 from homeport import schedules
 from homeport.commits import CommitTree
-from homeport.deployer.spec import CronSpec, ProcessSpec, RunSpec
+from homeport.deployer.spec import CronSpec, ProcessSpec, RunSpec, Volume
 from homeport.errors import InvalidInput
 
 FILENAME = "homeport.toml"
@@ -39,6 +39,12 @@ MAX_ARGS = 256
 MAX_PART_NAME = 30
 # Kubernetes appends 11 characters to a CronJob's name for each Job, within 63.
 MAX_CRONJOB_NAME = 52
+_STORAGE = re.compile(r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?")
+_MOUNT_CHARS = re.compile(r"/[A-Za-z0-9._@+=,:~-]+(/[A-Za-z0-9._@+=,:~-]+)*")
+# Claims are named `<app>-<volume>`: with app names of at most 40 characters this keeps the
+# claim a DNS label too, as the provisioners that name directories after it expect.
+MAX_VOLUME_NAME = 22
+MAX_VOLUMES = 16
 
 
 class ManifestError(InvalidInput):
@@ -103,6 +109,7 @@ class Manifest:
     healthcheck: HealthcheckConfig = field(default_factory=HealthcheckConfig)
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     ingress: IngressConfig = field(default_factory=IngressConfig)
+    volumes: tuple[Volume, ...] = ()
     processes: Mapping[str, ProcessSpec] = field(default_factory=lambda: MappingProxyType({}))
     cron: Mapping[str, CronSpec] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -128,6 +135,7 @@ class Manifest:
             ingress_host=self.ingress.host,
             processes=dict(self.processes),
             cron=dict(self.cron),
+            volumes=self.volumes,
         )
 
 
@@ -339,7 +347,7 @@ _KEYS: dict[str, dict[str, _Check]] = {
     },
     "ingress": {"host": _host},
 }
-_TABLES = ("build", "run", "healthcheck", "env", "ingress", "processes", "cron")
+_TABLES = ("build", "run", "healthcheck", "env", "ingress", "volumes", "processes", "cron")
 
 
 def _command(key: str, value: Any) -> tuple[str, ...]:
@@ -430,15 +438,8 @@ def _parts(
     return out
 
 
-def volume_references(processes: Mapping[str, ProcessSpec], volumes: Container[str] | None) -> None:
-    """Refuse process volumes that name no `[volumes]` entry.
-
-    `volumes` is the parsed `[volumes]` table, or None where homeport.toml has none yet: then
-    the names are only checked as names, and the deployer refuses to run a process that
-    needs them (homeport/deployer/processes.py, process_volumes).
-    """
-    if volumes is None:
-        return
+def volume_references(processes: Mapping[str, ProcessSpec], volumes: Container[str]) -> None:
+    """Refuse process volumes that name no `[volumes]` entry."""
     for name, process in processes.items():
         for volume in process.volumes:
             if volume not in volumes:
@@ -446,6 +447,63 @@ def volume_references(processes: Mapping[str, ProcessSpec], volumes: Container[s
                     f"{FILENAME}: processes.{name}.volumes names {volume!r}, which is not in "
                     f"[volumes]; add [volumes.{volume}] or remove it from the list"
                 )
+
+
+def _mount_path(key: str, value: Any) -> str:
+    allowed = 'use an absolute directory in the container, e.g. "/var/lib/blog"'
+    if not isinstance(value, str) or len(value) > 1024 or not _MOUNT_CHARS.fullmatch(value):
+        raise _refuse(key, value, allowed)
+    if any(part in (".", "..") for part in value.split("/")):
+        raise _refuse(key, value, allowed + ', without "." or ".." parts')
+    return value
+
+
+_VOLUME_KEYS: dict[str, _Check] = {
+    "path": _mount_path,
+    "size": _quantity(_STORAGE, '"1Gi" or "500Mi"', numbers=False),
+}
+
+
+def _volumes(data: Mapping[str, Any]) -> tuple[Volume, ...]:
+    """[volumes.NAME] tables: path and size, each required."""
+    table = data.get("volumes", {})
+    if not isinstance(table, dict):
+        raise _refuse("volumes", table, "use tables [volumes.NAME] with path and size")
+    if len(table) > MAX_VOLUMES:
+        raise _refuse("volumes", table, f"use at most {MAX_VOLUMES} volumes")
+    out: list[Volume] = []
+    paths: dict[str, str] = {}
+    for name, item in table.items():
+        key = f"volumes.{name}"
+        if len(name) > MAX_VOLUME_NAME or not _LABEL.fullmatch(name):
+            raise ManifestError(
+                f"{FILENAME}: [{key}] is not allowed: volume names use at most"
+                f" {MAX_VOLUME_NAME} lower-case letters, digits and '-', starting and ending"
+                " with a letter or digit, e.g. [volumes.data]"
+            )
+        if not isinstance(item, dict):
+            raise _refuse(key, item, 'use a table, e.g. { path = "/data", size = "1Gi" }')
+        for field_name in item:
+            if field_name not in _VOLUME_KEYS:
+                raise ManifestError(
+                    f"{FILENAME}: unknown key {key}.{field_name}; [{key}] takes path, size"
+                )
+        for field_name in _VOLUME_KEYS:
+            if field_name not in item:
+                raise ManifestError(
+                    f"{FILENAME}: {key}.{field_name} is missing; [{key}] needs path (where it"
+                    ' is mounted, e.g. "/var/lib/blog") and size (e.g. "1Gi")'
+                )
+        path = _mount_path(f"{key}.path", item["path"])
+        size = _VOLUME_KEYS["size"](f"{key}.size", item["size"])
+        if path in paths:
+            raise ManifestError(
+                f"{FILENAME}: {key}.path = {_show(path)} is not allowed: volumes.{paths[path]}"
+                " is mounted there already; give each volume its own path"
+            )
+        paths[path] = name
+        out.append(Volume(name=name, path=path, size=size))
+    return tuple(out)
 
 
 def _section(name: str, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -474,7 +532,8 @@ def _manifest(data: Mapping[str, Any]) -> Manifest:
         name: ProcessSpec(**fields)
         for name, fields in _parts("processes", data, _PROCESS_KEYS, "worker").items()
     }
-    volume_references(processes, None)
+    volumes = _volumes(data)
+    volume_references(processes, {volume.name for volume in volumes})
     return Manifest(
         build=BuildConfig(**_section("build", data)),
         run=RunConfig(**_section("run", data)),
@@ -488,4 +547,5 @@ def _manifest(data: Mapping[str, Any]) -> Manifest:
                 for name, fields in _parts("cron", data, _CRON_KEYS, "backup").items()
             }
         ),
+        volumes=volumes,
     )

@@ -265,6 +265,9 @@ def test_build_context_target_and_secrets() -> None:
 
 
 PARTS = """
+[volumes.data]
+path = "/data"
+size = "1Gi"
 [processes.worker]
 command = ["/app/worker", "--queue", "mail"]
 replicas = 2
@@ -301,6 +304,19 @@ def test_processes_and_cron_are_read_into_the_run_spec() -> None:
     }
     assert RunSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     assert RunSpec.from_dict({"port": 80}).processes == {}  # releases from before processes
+
+
+def test_volumes_are_read_into_the_run_spec() -> None:
+    """[volumes.NAME] tables become the release's volumes, in order."""
+    manifest = parse_manifest(
+        '[volumes.data]\npath = "/var/lib/blog"\nsize = "1Gi"\n'
+        '[volumes.uploads]\npath = "/srv/uploads"\nsize = "500Mi"\n'
+    )
+    assert [(v.name, v.path, v.size) for v in manifest.run_spec().volumes] == [
+        ("data", "/var/lib/blog", "1Gi"),
+        ("uploads", "/srv/uploads", "500Mi"),
+    ]
+    assert parse_manifest("").run_spec().volumes == ()
 
 
 @pytest.mark.parametrize(
@@ -379,3 +395,37 @@ def test_cron_names_must_fit_the_app_s_cronjob_name() -> None:
     manifest.check_app("blog")
     with pytest.raises(ManifestError, match=r"\[cron.nightly-backup\] makes the CronJob name"):
         manifest.check_app("a" * 40)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("volumes = 1", "homeport.toml: volumes = 1 is not allowed: use tables [volumes.NAME]"),
+        ('[volumes]\ndata = "/x"', 'volumes.data = "/x" is not allowed: use a table'),
+        ('[volumes.Data]\npath = "/x"\nsize = "1Gi"', "[volumes.Data] is not allowed: volume"),
+        ('[volumes.a_b]\npath = "/x"\nsize = "1Gi"', "[volumes.a_b] is not allowed: volume"),
+        ('[volumes.data]\nsize = "1Gi"', "volumes.data.path is missing; [volumes.data] needs"),
+        ('[volumes.data]\npath = "/x"', "volumes.data.size is missing"),
+        ('[volumes.data]\npath = "data"\nsize = "1Gi"', 'volumes.data.path = "data" is not all'),
+        ('[volumes.data]\npath = "/"\nsize = "1Gi"', 'volumes.data.path = "/" is not allowed'),
+        ('[volumes.data]\npath = "/a/../b"\nsize = "1Gi"', 'volumes.data.path = "/a/../b" is'),
+        ('[volumes.data]\npath = "/a b"\nsize = "1Gi"', 'volumes.data.path = "/a b" is not'),
+        ('[volumes.data]\npath = "/x"\nsize = "big"', 'volumes.data.size = "big" is not allowed'),
+        ('[volumes.data]\npath = "/x"\nsize = "0Gi"', 'volumes.data.size = "0Gi" is not allowed'),
+        ('[volumes.data]\npath = "/x"\nsize = 1', "volumes.data.size = 1 is not allowed"),
+        ('[volumes.data]\npath = "/x"\nsize = "1Gi"\nmode = "rw"', "unknown key volumes.data.mode"),
+        (
+            '[volumes.a]\npath = "/x"\nsize = "1Gi"\n[volumes.b]\npath = "/x"\nsize = "1Gi"',
+            'volumes.b.path = "/x" is not allowed: volumes.a is mounted there already',
+        ),
+        (
+            "".join(f'[volumes.v{i}]\npath = "/v{i}"\nsize = "1Gi"\n' for i in range(17)),
+            "use at most 16 volumes",
+        ),
+    ],
+)
+def test_bad_volumes_are_refused_naming_the_key(text: str, message: str) -> None:
+    """Each [volumes] refusal names the key and what is allowed."""
+    with pytest.raises(ManifestError) as failure:
+        parse_manifest(text)
+    assert message in str(failure.value)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeport.config import Settings
-from homeport.deployer import appconfig, cron, objects, processes
+from homeport.deployer import appconfig, cron, objects, processes, volumes
 from homeport.deployer.errors import RolloutError
 from homeport.deployer.kube import Kube
 from homeport.deployer.rollout import follow
@@ -105,7 +105,13 @@ def has_secret(settings: Settings, release: Release) -> bool:
         return kube.get("secrets", secret_of(release)) is not None
 
 
-def _apply(kube: Kube, release: Release) -> None:
+def _claims(kube: Kube, release: Release, settings: Settings, emit: Emit) -> bool:
+    """The release's volume claims, made before any pod that mounts them; whether web must
+    be replaced all at once (a ReadWriteOncePod claim)."""
+    return volumes.ensure(settings, kube, release.app, spec_of(release), emit)
+
+
+def _apply(kube: Kube, release: Release, recreate: bool) -> None:
     spec = spec_of(release)
     kube.apply(objects.service(release.app, spec))
     ingress = objects.ingress(release.app, spec)
@@ -115,7 +121,14 @@ def _apply(kube: Kube, release: Release) -> None:
         # A release without a host must not leave an earlier release's route behind.
         kube.delete("ingresses", release.app)
     kube.apply(
-        objects.deployment(release.app, release.version, release.image, spec, secret_of(release))
+        objects.deployment(
+            release.app,
+            release.version,
+            release.image,
+            spec,
+            secret_of(release),
+            recreate=recreate,
+        )
     )
 
 
@@ -186,8 +199,9 @@ def _restore(
     emit(f"-----> {release.app} v{release.version} failed: {reason}")
     emit(f"-----> Rolling back to v{previous.version}")
     try:
+        recreate = _claims(kube, previous, settings, emit)
         _apply_processes(kube, previous)
-        _apply(kube, previous)
+        _apply(kube, previous, recreate)
         _follow(kube, previous, emit)
         _follow_processes(kube, previous, emit)
         _finish(kube, previous, emit)
@@ -218,10 +232,11 @@ def roll_out(
                 _create_secret(kube, release, env)
             # Processes first: web keeps serving the previous release until every process of
             # the new one has run without restarting, so a crashing worker costs web nothing.
+            recreate = _claims(kube, release, settings, emit)
             attempt.applied = bool(spec_of(release).processes)
             _apply_processes(kube, release)
             _follow_processes(kube, release, emit)
-            _apply(kube, release)
+            _apply(kube, release, recreate)
             attempt.applied = True
             _follow(kube, release, emit)
             _finish(kube, release, emit)

@@ -54,6 +54,7 @@ _PATHS = {
     "ingresses": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
     "cronjobs": "/apis/batch/v1/namespaces/{ns}/cronjobs",
     "jobs": "/apis/batch/v1/namespaces/{ns}/jobs",
+    "persistentvolumeclaims": _CORE + "/namespaces/{ns}/persistentvolumeclaims",
 }
 _KINDS = {
     "Namespace": "namespaces",
@@ -63,6 +64,7 @@ _KINDS = {
     "Ingress": "ingresses",
     "CronJob": "cronjobs",
     "Job": "jobs",
+    "PersistentVolumeClaim": "persistentvolumeclaims",
 }
 _VERBS = {"GET": "read", "POST": "create", "PATCH": "change", "PUT": "replace", "DELETE": "delete"}
 

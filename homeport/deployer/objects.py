@@ -7,10 +7,10 @@ functions are easy to test and the adapter stays the only place that talks to th
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from homeport.deployer.spec import RunSpec
+from homeport.deployer.spec import RunSpec, Volume
 
 NAME_LABEL = "app.kubernetes.io/name"
 MANAGED_LABEL = "app.kubernetes.io/managed-by"
@@ -24,6 +24,8 @@ PROBE_TIMEOUT = 2
 # Kubernetes marks a rollout stalled after this many seconds beyond our own health timeout;
 # homeport decides first, the condition is the backstop for a deploy nobody follows.
 DEADLINE_MARGIN = 60
+# On a PersistentVolumeClaim: the name of the app's volume it holds.
+VOLUME_KEY = "homeport.dev/volume"
 # Old ReplicaSets kept by Kubernetes; homeport's own release record is the history.
 REVISION_HISTORY = 3
 
@@ -76,6 +78,53 @@ def secret_values(secret: Mapping[str, Any]) -> dict[str, str]:
     return {key: base64.b64decode(value).decode() for key, value in data.items()}
 
 
+def claim_name(app: str, volume: str) -> str:
+    """The PersistentVolumeClaim of one of the app's volumes."""
+    return f"{app}-{volume}"
+
+
+def volume_claim(
+    app: str, volume: Volume, storage_class: str | None, access_mode: str
+) -> dict[str, Any]:
+    """A claim for one of the app's volumes; the cluster's default class when none is named."""
+    spec: dict[str, Any] = {
+        "accessModes": [access_mode],
+        "resources": {"requests": {"storage": volume.size}},
+    }
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": claim_name(app, volume.name),
+            "labels": {**labels(app), VOLUME_KEY: volume.name},
+        },
+        "spec": spec,
+    }
+
+
+def volume_parts(
+    app: str, spec: RunSpec, names: Collection[str] | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The app's volumes as a pod needs them: (pod `volumes`, container `volumeMounts`).
+
+    Every pod of the app that runs its code mounts the same claims at the same paths; with
+    `names`, only those volumes (a process's `volumes`).
+    """
+    volumes = []
+    mounts = []
+    for volume in spec.volumes:
+        if names is not None and volume.name not in names:
+            continue
+        name = f"vol-{volume.name}"
+        volumes.append(
+            {"name": name, "persistentVolumeClaim": {"claimName": claim_name(app, volume.name)}}
+        )
+        mounts.append({"name": name, "mountPath": volume.path})
+    return volumes, mounts
+
+
 def _probe(spec: RunSpec) -> dict[str, Any]:
     check: dict[str, Any]
     if spec.health_path:
@@ -97,9 +146,18 @@ def _resources(spec: RunSpec) -> dict[str, Any]:
 
 
 def deployment(
-    app: str, version: int, image: str, spec: RunSpec, secret_name: str
+    app: str,
+    version: int,
+    image: str,
+    spec: RunSpec,
+    secret_name: str,
+    *,
+    recreate: bool = False,
 ) -> dict[str, Any]:
-    """The app's Deployment running one release: image by digest, env from the release Secret."""
+    """The app's Deployment running one release: image by digest, env from the release Secret.
+
+    `recreate`: old pods stop before new ones start, for volumes only one pod may mount.
+    """
     if "@sha256:" not in image:
         raise ValueError(f"image {image!r} is not pinned by digest (REPO@sha256:...)")
     container: dict[str, Any] = {
@@ -113,6 +171,24 @@ def deployment(
     resources = _resources(spec)
     if resources:
         container["resources"] = resources
+    pod_volumes, mounts = volume_parts(app, spec)
+    if mounts:
+        container["volumeMounts"] = mounts
+    pod: dict[str, Any] = {
+        "containers": [container],
+        # Apps get no API credentials and no service-link env noise.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+    }
+    if pod_volumes:
+        pod["volumes"] = pod_volumes
+    # Keep every old pod until a new one is available: a failed release costs nothing.
+    strategy: dict[str, Any] = {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+    if recreate:
+        strategy = {"type": "Recreate"}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -120,11 +196,7 @@ def deployment(
         "spec": {
             "replicas": spec.replicas,
             "selector": {"matchLabels": {NAME_LABEL: app}},
-            "strategy": {
-                "type": "RollingUpdate",
-                # Keep every old pod until a new one is available: a failed release costs nothing.
-                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
-            },
+            "strategy": strategy,
             "revisionHistoryLimit": REVISION_HISTORY,
             "progressDeadlineSeconds": spec.health_timeout + DEADLINE_MARGIN,
             "template": {
@@ -132,12 +204,7 @@ def deployment(
                     "labels": {**labels(app), RELEASE_KEY: str(version)},
                     "annotations": {RELEASE_KEY: str(version)},
                 },
-                "spec": {
-                    "containers": [container],
-                    # Apps get no API credentials and no service-link env noise.
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                },
+                "spec": pod,
             },
         },
     }

@@ -59,19 +59,8 @@ def pod_selector(app: str, process: str, version: int) -> str:
 def process_volumes(
     app: str, spec: RunSpec, process: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Pod volumes and container mounts of the process's `volumes`.
-
-    Volumes of an app are made by `[volumes]`, whose objects (claims, mounts) come from
-    objects.volume_parts(app, spec); until homeport.toml has that table a process naming
-    volumes cannot run, and its release fails saying so instead of running without them.
-    """
-    wanted = spec.processes[process].volumes
-    if wanted:
-        raise RolloutError(
-            f"{process}: volumes {', '.join(wanted)} are named in processes.{process}.volumes,"
-            " but this homeport has no [volumes]; remove the key to deploy"
-        )
-    return [], []
+    """Pod volumes and container mounts of the process's `volumes` (names of [volumes])."""
+    return objects.volume_parts(app, spec, spec.processes[process].volumes)
 
 
 def deployment(

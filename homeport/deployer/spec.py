@@ -34,6 +34,15 @@ class CronSpec:
 
 
 @dataclass(frozen=True)
+class Volume:
+    """A persistent volume of the app: claim `<app>-<name>`, mounted at `path`."""
+
+    name: str
+    path: str
+    size: str
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """Run settings of one release; frozen so a release's snapshot cannot drift."""
 
@@ -47,6 +56,7 @@ class RunSpec:
     ingress_host: str | None = None
     processes: Mapping[str, ProcessSpec] = field(default_factory=dict)
     cron: Mapping[str, CronSpec] = field(default_factory=dict)
+    volumes: tuple[Volume, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready snapshot."""
@@ -54,6 +64,7 @@ class RunSpec:
         data["env"] = dict(self.env)
         data["processes"] = {name: asdict(p) for name, p in self.processes.items()}
         data["cron"] = {name: asdict(c) for name, c in self.cron.items()}
+        data["volumes"] = [asdict(v) for v in self.volumes]
         return data
 
     @classmethod
@@ -76,6 +87,7 @@ class RunSpec:
             name: CronSpec(**{**_known(CronSpec, c), "command": tuple(c["command"])})
             for name, c in (values.get("cron") or {}).items()
         }
+        values["volumes"] = tuple(Volume(**v) for v in values.get("volumes") or ())
         return cls(**values)
 
 

@@ -18,7 +18,7 @@ from homeport import db
 from homeport.config import Settings
 from homeport.errors import HomeportError, Unavailable, http_status
 from homeport.hooks.update import PushContext
-from homeport.receiver import api, cron_api, releases_api, webhooks
+from homeport.receiver import api, cron_api, destroy_api, releases_api, webhooks
 from homeport.receiver.git import asgi_git_app
 from homeport.receiver.state import State, client_address
 from homeport.receiver.throttle import Throttle, too_many
@@ -112,6 +112,7 @@ def create_app(settings: Settings, token: str, conn: redis.Redis | None = None) 
         Route("/healthz", healthz),
         Route("/hooks/{provider}", webhooks.receive, methods=["POST"]),
         Route("/api/apps", api.list_apps),
+        Route("/api/apps/{app}", destroy_api.destroy, methods=["DELETE"]),
         Route("/api/apps/{app}/jobs", api.list_jobs),
         Route("/api/apps/{app}/jobs/{job}", api.get_job),
         Route("/api/apps/{app}/jobs/{job}/log", api.job_log),

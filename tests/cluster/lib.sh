@@ -184,6 +184,7 @@ any_daemon_recorded() { compgen -G "$PIDS/*.pid" >/dev/null; }
 teardown() {
   local pid pids=() d
   # SIGKILL throughout: the next up starts from empty state, so nothing needs a clean shutdown.
+  stop_storage
   # The kubelet goes first, so it restarts nothing while the rest goes.
   pid=$(daemon_pid kubelet) && stop_pids 0 "$pid"
   for d in kube-scheduler kube-controller-manager kube-apiserver etcd; do
@@ -457,3 +458,6 @@ make_bridge() {
     iptables -I "${FORWARD_RULE[@]}"
   fi
 }
+
+# shellcheck source=tests/cluster/storage.sh
+. "$CLUSTER_DIR/storage.sh"

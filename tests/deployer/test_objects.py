@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from homeport.deployer import objects
-from homeport.deployer.spec import RunSpec
+from homeport.deployer import objects, volumes
+from homeport.deployer.spec import RunSpec, Volume
 
 IMAGE = "127.0.0.1:5000/blog@sha256:" + "ab" * 32
 
@@ -110,3 +112,67 @@ def test_run_spec_round_trips() -> None:
     spec = RunSpec(port=3000, memory="64Mi", health_path="/h", env={"A": "1"}, ingress_host="x")
     assert RunSpec.from_dict(spec.to_dict()) == spec
     assert RunSpec.from_dict({**spec.to_dict(), "unknown": 1}) == spec
+
+
+def test_volumes_become_claims_mounted_by_the_deployment() -> None:
+    """Each volume is claim <app>-<name>, mounted at its path; the rollout still surges."""
+    spec = RunSpec(volumes=(Volume("data", "/var/lib/blog", "1Gi"), Volume("up", "/up", "2Gi")))
+    dep = objects.deployment("blog", 1, IMAGE, spec, "blog-v1")
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["volumes"] == [
+        {"name": "vol-data", "persistentVolumeClaim": {"claimName": "blog-data"}},
+        {"name": "vol-up", "persistentVolumeClaim": {"claimName": "blog-up"}},
+    ]
+    assert _container(dep)["volumeMounts"] == [
+        {"name": "vol-data", "mountPath": "/var/lib/blog"},
+        {"name": "vol-up", "mountPath": "/up"},
+    ]
+    assert (pod["volumes"], _container(dep)["volumeMounts"]) == objects.volume_parts("blog", spec)
+    assert dep["spec"]["strategy"]["type"] == "RollingUpdate"
+    plain = objects.deployment("blog", 1, IMAGE, RunSpec(), "blog-v1")
+    assert "volumes" not in plain["spec"]["template"]["spec"]
+    assert "volumeMounts" not in _container(plain)
+
+
+def test_recreate_replaces_the_rolling_update() -> None:
+    """For claims one pod at a time may mount, old pods stop before new ones start."""
+    dep = objects.deployment("blog", 1, IMAGE, RunSpec(), "blog-v1", recreate=True)
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_volume_claim_names_the_class_only_when_set() -> None:
+    """No class means the cluster's default; the claim carries the app and volume labels."""
+    volume = Volume("data", "/data", "1Gi")
+    claim = objects.volume_claim("blog", volume, None, "ReadWriteOnce")
+    assert claim["metadata"]["name"] == "blog-data"
+    assert claim["metadata"]["labels"][objects.VOLUME_KEY] == "data"
+    assert claim["metadata"]["labels"][objects.NAME_LABEL] == "blog"
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}},
+    }
+    named = objects.volume_claim("blog", volume, "fast", "ReadWriteOncePod")
+    assert named["spec"]["storageClassName"] == "fast"
+    assert named["spec"]["accessModes"] == ["ReadWriteOncePod"]
+
+
+def test_run_spec_with_volumes_round_trips() -> None:
+    """A release's snapshot keeps its volumes."""
+    spec = RunSpec(volumes=(Volume("data", "/data", "1Gi"),))
+    assert RunSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    assert RunSpec.from_dict({"port": 80}).volumes == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("1Gi", 2**30), ("500Mi", 500 * 2**20), ("1G", 10**9), ("1.5Gi", 3 * 2**29), ("7", 7)],
+)
+def test_storage_quantities_compare_in_bytes(text: str, size: int) -> None:
+    """Claim sizes are compared as bytes, whatever unit each was written in."""
+    assert volumes.quantity_bytes(text) == size
+
+
+def test_unknown_quantities_are_not_compared() -> None:
+    """A quantity homeport does not write (milli-bytes, nonsense) is left alone."""
+    assert volumes.quantity_bytes("1m") is None
+    assert volumes.quantity_bytes("lots") is None

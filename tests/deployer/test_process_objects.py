@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 
 from homeport.deployer import cron, objects, processes
-from homeport.deployer.errors import RolloutError
-from homeport.deployer.spec import CronSpec, ProcessSpec, RunSpec
+from homeport.deployer.spec import CronSpec, ProcessSpec, RunSpec, Volume
 
 IMAGE = "127.0.0.1:5000/blog@sha256:" + "a" * 64
 SPEC = RunSpec(
@@ -51,13 +50,19 @@ def test_process_deployment_runs_the_command_from_the_release_without_web_labels
     assert processes.template_parts(dep) == ({IMAGE}, {"blog-v4"})
 
 
-def test_process_deployment_refuses_a_tag_and_volumes_it_cannot_mount() -> None:
-    """Images go by digest; a process naming volumes is refused while there are none."""
+def test_process_deployment_refuses_a_tag_and_mounts_only_its_volumes() -> None:
+    """Images go by digest; a process mounts the [volumes] it names, no others."""
     with pytest.raises(ValueError, match="not pinned by digest"):
         processes.deployment("blog", 1, "127.0.0.1:5000/blog:latest", SPEC, "worker", "s")
-    with_volume = RunSpec(processes={"worker": ProcessSpec(command=("x",), volumes=("data",))})
-    with pytest.raises(RolloutError, match="worker: volumes data are named in"):
-        processes.deployment("blog", 1, IMAGE, with_volume, "worker", "s")
+    with_volume = RunSpec(
+        processes={"worker": ProcessSpec(command=("x",), volumes=("data",))},
+        volumes=(Volume("data", "/data", "1Gi"), Volume("cache", "/cache", "1Gi")),
+    )
+    pod = processes.deployment("blog", 1, IMAGE, with_volume, "worker", "s")["spec"]["template"]
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]]
+    assert claims == ["blog-data"]
+    (container,) = pod["spec"]["containers"]
+    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/data"]
 
 
 def test_cronjob_has_the_schedule_forbids_overlap_and_runs_the_release() -> None:

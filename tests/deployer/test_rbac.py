@@ -62,14 +62,21 @@ def test_service_account_has_least_privilege(settings: Settings, cluster: Path) 
             ("delete", "cronjobs.batch"),
             ("create", "jobs.batch"),
             ("list", "jobs.batch"),
+            ("delete", "jobs.batch"),
+            ("delete", "services"),
+            ("create", "persistentvolumeclaims"),
+            ("list", "persistentvolumeclaims"),
+            ("patch", "persistentvolumeclaims"),
+            ("delete", "persistentvolumeclaims"),
         ]
         denied = [
             ("list", "secrets"),
             ("watch", "secrets"),
             ("create", "pods"),
             ("create", "pods/exec"),
-            ("delete", "jobs.batch"),
             ("create", "serviceaccounts/token"),
+            ("create", "persistentvolumes"),
+            ("deletecollection", "secrets"),
             ("create", "rolebindings.rbac.authorization.k8s.io"),
             ("patch", "namespaces"),
         ]
