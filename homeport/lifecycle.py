@@ -20,14 +20,15 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.exceptions import RedisError
 
-from homeport import apps, db, joblog, jobs, queue, registry, releases
+from homeport import apps, db, events, joblog, jobs, notify, queue, registry, releases
 from homeport.config import Settings
 from homeport.errors import HomeportError, StageError
 from homeport.releases import Release, ReleaseUnavailable
@@ -285,7 +286,98 @@ def succeed(settings: Settings, job: jobs.Job, release: int | None) -> None:
 
 
 def fail(settings: Settings, job: jobs.Job, reason: str) -> None:
+    """Record the job failed (reason already masked) and tell whoever wants to know."""
     jobs.finish(settings.data_dir, job.id, jobs.FAILED, reason)
+    _announce_failure(settings, job, reason)
+
+
+@contextmanager
+def stage(settings: Settings, job: jobs.Job, name: str) -> Iterator[None]:
+    """Record how long a stage of the job (fetch, build, rollout) took, however it ended."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        with db.connect(settings.data_dir) as tx:
+            tx.execute(
+                "INSERT OR REPLACE INTO job_stages (job_id, app, stage, seconds, recorded_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (job.id, job.app, name, time.monotonic() - started, db.now()),
+            )
+
+
+# -- events ----------------------------------------------------------------------------------
+
+
+def _cause(job: jobs.Job | None) -> str:
+    """What started a release: how its job came in (push, github, api, hook, ...)."""
+    # Where releases record their own cause, read it from the release instead.
+    if job is None:
+        return "recovery"
+    return "rollback" if job.kind == "rollback" else job.source
+
+
+def _release_url(release: Release) -> str | None:
+    host = (release.config.get("spec") or {}).get("ingress_host")
+    return f"http://{host}/" if host else None
+
+
+def _job_of(settings: Settings, job_id: str | None) -> jobs.Job | None:
+    if not job_id:
+        return None
+    try:
+        return jobs.get(settings.data_dir, job_id)
+    except HomeportError:
+        return None
+
+
+def _announce_live(settings: Settings, release: Release) -> None:
+    job = _job_of(settings, release.job_id)
+    event = events.Event(
+        event=events.RELEASE_LIVE,
+        app=release.app,
+        version=release.version,
+        commit=release.commit,
+        cause=_cause(job),
+        url=_release_url(release),
+        job=release.job_id,
+    )
+    notify.send(settings, event)
+
+
+def _announce_failure(settings: Settings, job: jobs.Job, reason: str) -> None:
+    """release.failed when the job's release never went live, else job.failed."""
+    with db.connect(settings.data_dir) as tx:
+        row = tx.execute(
+            "SELECT r.version, a.restored FROM releases r LEFT JOIN auto_rollbacks a"
+            " ON a.app = r.app AND a.version = r.version"
+            " WHERE r.job_id = ? AND r.status = 'failed' ORDER BY r.version DESC LIMIT 1",
+            (job.id,),
+        ).fetchone()
+    if row is not None:
+        release = releases.get(settings.data_dir, job.app, int(row["version"]))
+        event = events.Event(
+            event=events.RELEASE_FAILED,
+            app=job.app,
+            version=release.version,
+            commit=release.commit,
+            cause=_cause(job),
+            reason=reason,
+            url=_release_url(release),
+            rolled_back_to=row["restored"],
+            job=job.id,
+        )
+    else:
+        event = events.Event(
+            event=events.JOB_FAILED,
+            app=job.app,
+            version=None,
+            commit=job.commit,
+            cause=_cause(job),
+            reason=reason,
+            job=job.id,
+        )
+    notify.send(settings, event)
 
 
 def record_image(settings: Settings, job: jobs.Job, image: str) -> None:
@@ -296,6 +388,9 @@ def _fail_orphans(settings: Settings, app: str, reason: str) -> None:
     for job_id in jobs.fail_running(settings.data_dir, app, reason):
         path = joblog.log_path(settings.data_dir, app, job_id)
         joblog.JobLog(path, max_bytes=settings.max_log_bytes).write(f"-----> {reason}")
+        orphan = _job_of(settings, job_id)
+        if orphan is not None:
+            _announce_failure(settings, orphan, reason)
 
 
 def recover(settings: Settings, conn: redis.Redis) -> None:
@@ -357,8 +452,17 @@ def _conclude(settings: Settings, release: Release, outcome: Outcome, emit: Emit
         replaced: releases.Status = "rolled_back" if release.rollback_of else "superseded"
         releases.mark_live(settings.data_dir, app, version, replaced=replaced)
         emit(f"-----> {app} v{version} is live")
-        return releases.get(settings.data_dir, app, version)
+        live = releases.get(settings.data_dir, app, version)
+        _announce_live(settings, live)
+        return live
     releases.mark(settings.data_dir, app, version, "failed", outcome.reason)
+    if outcome.restored == "restored" and outcome.previous is not None:
+        with db.connect(settings.data_dir) as tx:
+            tx.execute(
+                "INSERT OR REPLACE INTO auto_rollbacks (app, version, restored, at)"
+                " VALUES (?, ?, ?, ?)",
+                (app, version, outcome.previous, db.now()),
+            )
     raise ReleaseFailed(_failure_text(app, version, outcome, settings.namespace))
 
 

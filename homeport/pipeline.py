@@ -88,7 +88,8 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
     config = appconfig.values(settings, job.app)
     out.masker.add(config.values())
     if job.kind == "rollback":
-        rolled = lifecycle.rollback_release(settings, job, out)
+        with lifecycle.stage(settings, job, "rollout"):
+            rolled = lifecycle.rollback_release(settings, job, out)
         lifecycle.keep_releases(settings, job.app, out)
         _move_branch(settings, job)
         return rolled.version
@@ -98,7 +99,8 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
         if job.source in WEBHOOK_SOURCES:
             url = str(job.params.get("clone_url", ""))
             out.write(f"-----> Fetching {job.ref} from {sources.shown(url)}")
-            sources.fetch_commit(repo, url, job.ref, job.commit, settings.allow_file_urls)
+            with lifecycle.stage(settings, job, "fetch"):
+                sources.fetch_commit(repo, url, job.ref, job.commit, settings.allow_file_urls)
         if not apps.has_commit(repo, job.commit):
             raise HomeportError(f"commit {job.commit[:12]} is not in the repository of {job.app}")
     finally:
@@ -107,25 +109,27 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
     # App env values are secrets to the log, wherever a build step might echo them.
     out.masker.add(manifest.env.values())
     secrets = {name: config[name] for name in manifest.build.secrets if name in config}
-    image = build_and_push(
-        repo_path=repo_path,
-        app=job.app,
-        commit=job.commit,
-        manifest=manifest,
-        registry=settings.registry,
-        build_memory=settings.build_memory,
-        build_cache=settings.build_cache,
-        min_free_disk=settings.min_free_disk,
-        secrets=secrets,
-        timeout=settings.job_timeout,
-        emit=out,
-        max_blob_bytes=settings.max_blob_bytes,
-        max_context_bytes=settings.max_context_bytes,
-    )
+    with lifecycle.stage(settings, job, "build"):
+        image = build_and_push(
+            repo_path=repo_path,
+            app=job.app,
+            commit=job.commit,
+            manifest=manifest,
+            registry=settings.registry,
+            build_memory=settings.build_memory,
+            build_cache=settings.build_cache,
+            min_free_disk=settings.min_free_disk,
+            secrets=secrets,
+            timeout=settings.job_timeout,
+            emit=out,
+            max_blob_bytes=settings.max_blob_bytes,
+            max_context_bytes=settings.max_context_bytes,
+        )
     lifecycle.record_image(settings, job, image.ref)
     spec = manifest.run_spec()
     lifecycle.check_newest(settings, job)
-    release = lifecycle.deploy_release(settings, job, image=image.ref, spec=spec, emit=out)
+    with lifecycle.stage(settings, job, "rollout"):
+        release = lifecycle.deploy_release(settings, job, image=image.ref, spec=spec, emit=out)
     if spec.ingress_host:
         out.write(f"       http://{spec.ingress_host}/")
     lifecycle.keep_releases(settings, job.app, out)
