@@ -1,15 +1,16 @@
-"""Delivering events: to Apprise URLs and to homeport's own signed JSON webhook.
+"""Delivering events: to homeport's own signed JSON webhook and to Apprise URLs.
 
-A deploy must never wait for, or fail because of, a notification. `send` writes the event
-to a spool file in the data dir and starts a detached sender process (`python -m
-homeport.notify FILE`) that outlives the job process: rq ends a job's process as soon as
-the job returns, which would cut a thread's delivery short. The sender tries each target a
-few times with backoff, all targets at once, within DEADLINE seconds, then writes one line
-to the job's output saying how each went, with the URLs shown only as scheme and host (they
-hold tokens) and every secret masked.
+A deploy must never wait for, or fail because of, a notification. `send` only writes the
+event to a spool directory in the data dir (a rename, so it is whole or absent). A
+Dispatcher thread in every worker's main process, which outlives the job processes rq
+starts and ends per job, claims each spooled event (another rename: one dispatcher wins)
+and delivers it in a thread of its own: the JSON webhook from that thread, the Apprise URLs
+from a short-lived `python -m homeport.notify` process, so that Apprise (large) is never
+loaded into a long-lived process. Each target is tried a few times with backoff, all at
+once, within DEADLINE seconds; then one line goes to the job's output saying how each went,
+the URLs shown only as scheme and host (they hold tokens) and every secret masked.
 
-Apprise is imported only in the sender, and only when an Apprise URL is set: it is large,
-and the receiver and workers never need it.
+An event whose dispatcher died mid-delivery is claimed again after STALE_SECONDS.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import json
 import logging
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,9 +41,15 @@ ATTEMPTS = 3
 BACKOFF = (1.0, 3.0)
 # Seconds one try may take (connect and answer).
 TRY_TIMEOUT = 5.0
-# The sender process ends after this long whatever its targets do: it is bounded.
+# Every delivery ends within this long whatever its targets do.
 DEADLINE = 60
 SPOOL = "notify"
+# How often a dispatcher looks for new events: the most a delivery waits to start.
+POLL_SECONDS = 0.05
+# Apprise sender processes at once per dispatcher (each loads Apprise, ~30 MB); more wait
+# their turn. The JSON webhook never waits for them.
+PARALLEL = 4
+STALE_SECONDS = 3 * DEADLINE
 
 
 def wanted(settings: Settings, event: Event) -> bool:
@@ -52,55 +58,96 @@ def wanted(settings: Settings, event: Event) -> bool:
     return has_target and event.event in settings.notify_events
 
 
-def _spool(settings: Settings, event: Event) -> Path:
-    folder = settings.data_dir / SPOOL
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = folder / f"{int(event.time * 1000):013d}-{secrets.token_hex(4)}.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(event.to_dict(), fh)
-    return path
-
-
-def _sender_environ(settings: Settings) -> dict[str, str]:
-    """The sender's settings: those of the caller, secrets in the environment only."""
-    env = settings.child_environ(
-        data_dir=str(settings.data_dir),
-        notify=" ".join(settings.notify),
-        notify_webhook=settings.notify_webhook or "",
-        webhook_secret=settings.webhook_secret or "",
-        max_log_bytes=str(settings.max_log_bytes),
-    )
-    return env
+def spool_dir(settings: Settings) -> Path:
+    return settings.data_dir / SPOOL
 
 
 def send(settings: Settings, event: Event) -> None:
-    """Hand the event to a detached sender; never raises, never waits for delivery."""
+    """Spool the event for a dispatcher; never raises, never waits for delivery."""
     if not wanted(settings, event):
         return
     try:
-        path = _spool(settings, event)
-        # Through a shell that exits at once: the sender is not our child, so nothing is
-        # left to reap when the job process moves on or ends.
-        subprocess.run(
-            [
-                "sh",
-                "-c",
-                '"$@" </dev/null >/dev/null 2>&1 &',
-                "sh",
-                sys.executable,
-                "-m",
-                "homeport.notify",
-                str(path),
-            ],
-            env=_sender_environ(settings),
-            stdin=subprocess.DEVNULL,
-            check=True,
-            timeout=10,
-            start_new_session=True,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        log.warning("could not start the notification sender for %s: %s", event.event, exc)
+        folder = spool_dir(settings)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        name = f"{int(event.time * 1000):013d}-{secrets.token_hex(4)}"
+        partial = folder / f"{name}.tmp"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(event.to_dict(), fh)
+        partial.rename(folder / f"{name}.json")
+    except OSError as exc:
+        log.warning("could not spool the %s event of %s: %s", event.event, event.app, exc)
+
+
+class Dispatcher:
+    """Delivers spooled events in the background; start() it in a long-lived process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stop = threading.Event()
+        self._slots = threading.BoundedSemaphore(PARALLEL)
+        self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
+
+    def start(self) -> Dispatcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        last_sweep = 0.0
+        while not self._stop.wait(POLL_SECONDS):
+            try:
+                if time.monotonic() - last_sweep > STALE_SECONDS / 3:
+                    last_sweep = time.monotonic()
+                    self._reclaim()
+                self.tick()
+            except OSError as exc:  # the loop must outlive a bad moment of the disk
+                log.warning("notification dispatcher: %s", exc)
+
+    def tick(self) -> None:
+        """Claim and start delivering every spooled event."""
+        folder = spool_dir(self.settings)
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.glob("*.json")):
+            claimed = path.with_suffix(".sending")
+            try:
+                path.rename(claimed)
+            except FileNotFoundError:
+                continue  # another dispatcher took it
+            threading.Thread(
+                target=self._deliver, args=(claimed,), name="notify-event", daemon=True
+            ).start()
+
+    def _reclaim(self) -> None:
+        for path in spool_dir(self.settings).glob("*.sending"):
+            try:
+                if time.time() - path.stat().st_mtime > STALE_SECONDS:
+                    path.rename(path.with_suffix(".json"))
+            except FileNotFoundError:
+                continue
+
+    def _deliver(self, claimed: Path) -> None:
+        try:
+            event = Event.from_dict(json.loads(claimed.read_text()))
+            outcomes = deliver(self.settings, event, self._slots)
+            report(self.settings, event, outcomes)
+        except Exception:  # one bad event must not stop the others
+            log.exception("delivering the notification %s failed", claimed.name)
+        finally:
+            claimed.unlink(missing_ok=True)
+
+
+def _sender_environ(settings: Settings) -> dict[str, str]:
+    """The Apprise sender's settings: the dispatcher's own, secrets in the environment only."""
+    return settings.child_environ(
+        data_dir=str(settings.data_dir),
+        notify=" ".join(settings.notify),
+        notify_events=" ".join(sorted(settings.notify_events)),
+    )
 
 
 # -- the sender process ----------------------------------------------------------------------
@@ -187,33 +234,66 @@ def attempt(
     raise AssertionError("unreachable")
 
 
-def deliver(settings: Settings, event: Event) -> list[Outcome]:
-    """Deliver to every target at once; a dead one delays none of the others."""
-    calls: list[tuple[str, Callable[[], None]]] = []
-    if settings.notify_webhook:
-        hook = settings.notify_webhook
-        calls.append(
-            (
-                f"webhook {shown(hook)}",
-                lambda: post_webhook(hook, settings.webhook_secret, event),
-            )
-        )
-    for url in settings.notify:
-        calls.append((shown(url), lambda url=url: notify_apprise(url, event)))  # type: ignore[misc]
-    outcomes: list[Outcome | None] = [None] * len(calls)
+def _apprise_all(urls: tuple[str, ...], event: Event) -> list[Outcome]:
+    """Every Apprise URL at once, in this process (the sender)."""
+    outcomes: list[Outcome | None] = [None] * len(urls)
 
-    def run(i: int, name: str, call: Callable[[], None]) -> None:
-        outcomes[i] = attempt(name, call)
+    def run(i: int, url: str) -> None:
+        outcomes[i] = attempt(shown(url), lambda: notify_apprise(url, event))
 
-    threads = [
-        threading.Thread(target=run, args=(i, name, call), daemon=True)
-        for i, (name, call) in enumerate(calls)
-    ]
+    threads = [threading.Thread(target=run, args=(i, u), daemon=True) for i, u in enumerate(urls)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     return [o for o in outcomes if o is not None]
+
+
+def _apprise_process(settings: Settings, event: Event) -> list[Outcome]:
+    """The Apprise URLs through a sender process, which loads Apprise and then ends."""
+    names = [shown(u) for u in settings.notify]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "homeport.notify"],
+            input=json.dumps(event.to_dict()),
+            env=_sender_environ(settings),
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+            check=False,
+        )
+        found = [Outcome(**o) for o in json.loads(done.stdout)]
+    except subprocess.TimeoutExpired:
+        return [Outcome(n, False, 0, f"no answer within {DEADLINE} s") for n in names]
+    except (OSError, ValueError, TypeError) as exc:
+        return [Outcome(n, False, 0, f"the sender failed ({type(exc).__name__})") for n in names]
+    return found
+
+
+def deliver(
+    settings: Settings, event: Event, slots: threading.Semaphore | None = None
+) -> list[Outcome]:
+    """Deliver to every target at once; a dead one delays none of the others."""
+    outcomes: list[Outcome] = []
+    webhook: threading.Thread | None = None
+    if settings.notify_webhook:
+        hook, secret = settings.notify_webhook, settings.webhook_secret
+
+        def post() -> None:
+            call = lambda: post_webhook(hook, secret, event)  # noqa: E731
+            outcomes.insert(0, attempt(f"webhook {shown(hook)}", call))
+
+        webhook = threading.Thread(target=post, name="notify-webhook", daemon=True)
+        webhook.start()
+    if settings.notify:
+        if slots is None:
+            outcomes.extend(_apprise_process(settings, event))
+        else:
+            with slots:
+                outcomes.extend(_apprise_process(settings, event))
+    if webhook is not None:
+        webhook.join()
+    return outcomes
 
 
 def summary(event: Event, outcomes: list[Outcome]) -> str:
@@ -228,27 +308,25 @@ def summary(event: Event, outcomes: list[Outcome]) -> str:
     return f"-----> notified {event.event}: " + "; ".join(parts)
 
 
-def main(argv: list[str]) -> int:
-    """The sender: deliver the spooled event named by argv[0], report, remove the file."""
-    # Bounded whatever the targets do: SIGALRM's default action ends the process.
-    signal.alarm(DEADLINE)
-    settings = Settings.from_env()
-    path = Path(argv[0])
-    try:
-        event = Event.from_dict(json.loads(path.read_text()))
-    finally:
-        path.unlink(missing_ok=True)
-    outcomes = deliver(settings, event)
+def report(settings: Settings, event: Event, outcomes: list[Outcome]) -> None:
+    """Write the outcome line to the job's output, masked; log it when there is no job."""
     line = summary(event, outcomes)
-    if event.job:
-        output = joblog.JobLog(
-            joblog.log_path(settings.data_dir, event.app, event.job),
-            joblog.Masker(settings.secrets()),
-            settings.max_log_bytes,
-        )
-        output.write(line)
-    return 0 if all(o.ok for o in outcomes) else 1
+    masker = joblog.Masker(settings.secrets())
+    if not event.job:
+        log.info("%s", masker(line))
+        return
+    path = joblog.log_path(settings.data_dir, event.app, event.job)
+    joblog.JobLog(path, masker, settings.max_log_bytes).write(line)
+
+
+def main() -> int:
+    """The Apprise sender: the event on stdin, the outcomes as JSON on stdout."""
+    settings = Settings.from_env()
+    event = Event.from_dict(json.loads(sys.stdin.read()))
+    outcomes = _apprise_all(settings.notify, event)
+    print(json.dumps([asdict(o) for o in outcomes]))
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,20 @@ def sink() -> Iterator[Recorder]:
     server = Recorder()
     yield server
     server.close()
+
+
+@pytest.fixture
+def dispatch() -> Iterator[Callable[[Settings], notify.Dispatcher]]:
+    """dispatch(settings): a dispatcher as a worker runs one, stopped after the test."""
+    started: list[notify.Dispatcher] = []
+
+    def start(settings: Settings) -> notify.Dispatcher:
+        started.append(notify.Dispatcher(settings).start())
+        return started[-1]
+
+    yield start
+    for dispatcher in started:
+        dispatcher.stop()
 
 
 def _failed_job(settings: Settings, conn: redis.Redis, app: str) -> jobs.Job:
@@ -46,7 +60,7 @@ def _log(settings: Settings, job: jobs.Job) -> str:
 
 
 def test_a_failed_job_sends_a_signed_json_event(
-    tmp_path: Path, redis_url: str, sink: Recorder
+    tmp_path: Path, redis_url: str, sink: Recorder, dispatch: Callable[[Settings], object]
 ) -> None:
     """job.failed reaches the webhook signed like a signed rollback; the log names it masked."""
     db.init(tmp_path)
@@ -55,6 +69,7 @@ def test_a_failed_job_sends_a_signed_json_event(
         data_dir=tmp_path, redis_url=redis_url, notify_webhook=hook, webhook_secret=WEBHOOK_SECRET
     )
     conn = redis.Redis.from_url(redis_url)
+    dispatch(settings)
     job = _failed_job(settings, conn, "notify-a")
     lifecycle.fail(settings, job, "the build failed: no Dockerfile at the repository root")
     got = wait_until(lambda: sink.received, timeout=15, what="the event")[0]
@@ -77,10 +92,14 @@ def test_a_failed_job_sends_a_signed_json_event(
     )
     assert line == [f"-----> notified job.failed: webhook http://127.0.0.1:{sink.port}/… ok"]
     assert "secret-path-token" not in _log(settings, job)
-    assert list((tmp_path / notify.SPOOL).iterdir()) == []
+    wait_until(
+        lambda: not list((tmp_path / notify.SPOOL).iterdir()), timeout=10, what="an empty spool"
+    )
 
 
-def test_ntfy_gets_the_apprise_notification(tmp_path: Path, redis_url: str) -> None:
+def test_ntfy_gets_the_apprise_notification(
+    tmp_path: Path, redis_url: str, dispatch: Callable[[Settings], object]
+) -> None:
     """An Apprise ntfy:// URL publishes the event to a server speaking ntfy's API."""
     ntfy = Ntfy()
     try:
@@ -91,6 +110,7 @@ def test_ntfy_gets_the_apprise_notification(tmp_path: Path, redis_url: str) -> N
             notify=(f"ntfy://127.0.0.1:{ntfy.port}/homeport-alerts",),
         )
         conn = redis.Redis.from_url(redis_url)
+        dispatch(settings)
         job = _failed_job(settings, conn, "notify-b")
         lifecycle.fail(settings, job, "fetching failed: the repository is gone")
         message = wait_until(ntfy.messages, timeout=30, what="the ntfy message")[0]
@@ -106,7 +126,9 @@ def test_ntfy_gets_the_apprise_notification(tmp_path: Path, redis_url: str) -> N
         ntfy.close()
 
 
-def test_a_dead_target_delays_nothing(tmp_path: Path, redis_url: str, sink: Recorder) -> None:
+def test_a_dead_target_delays_nothing(
+    tmp_path: Path, redis_url: str, sink: Recorder, dispatch: Callable[[Settings], object]
+) -> None:
     """A target that never answers neither delays the job nor the other target; it is retried
     a bounded number of times and reported failed."""
     hole = Blackhole()
@@ -120,6 +142,7 @@ def test_a_dead_target_delays_nothing(tmp_path: Path, redis_url: str, sink: Reco
             webhook_secret=WEBHOOK_SECRET,
         )
         conn = redis.Redis.from_url(redis_url)
+        dispatch(settings)
         job = _failed_job(settings, conn, "notify-c")
         started = time.monotonic()
         lifecycle.fail(settings, job, "the build failed")
