@@ -384,6 +384,25 @@ def record_image(settings: Settings, job: jobs.Job, image: str) -> None:
     jobs.record_image(settings.data_dir, job.id, image)
 
 
+def announce_cron_failure(
+    settings: Settings, *, app: str, run: str, commit: str, reason: str, cause: str = "cron"
+) -> None:
+    """Tell the notification targets a scheduled run failed (reason already masked).
+
+    `run` names the run's output, as a job id does, for the delivery's outcome line.
+    """
+    event = events.Event(
+        event=events.CRON_FAILED,
+        app=app,
+        version=None,
+        commit=commit,
+        cause=cause,
+        reason=reason,
+        job=run,
+    )
+    notify.send(settings, event)
+
+
 def _fail_orphans(settings: Settings, app: str, reason: str) -> None:
     for job_id in jobs.fail_running(settings.data_dir, app, reason):
         path = joblog.log_path(settings.data_dir, app, job_id)
