@@ -15,6 +15,7 @@ An event whose dispatcher died mid-delivery is claimed again after STALE_SECONDS
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -193,7 +194,7 @@ def post_webhook(url: str, secret: str | None, event: Event) -> None:
         # A 4xx other than these will not change by sending the same thing again.
         retry = exc.code >= 500 or exc.code in (408, 425, 429)
         raise DeliveryError(f"HTTP {exc.code}", retry=retry) from None
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise DeliveryError(str(reason) or type(exc).__name__) from None
 
@@ -292,7 +293,11 @@ def deliver(
             with slots:
                 outcomes.extend(_apprise_process(settings, event))
     if webhook is not None:
-        webhook.join()
+        # A server that answers a byte at a time would hold the thread past any timeout.
+        webhook.join(timeout=DEADLINE)
+        if webhook.is_alive():
+            name = f"webhook {shown(settings.notify_webhook or '')}"
+            return [Outcome(name, False, 0, f"no answer within {DEADLINE} s"), *outcomes]
     return outcomes
 
 
