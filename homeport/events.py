@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from homeport.jobs import Job
+    from homeport.releases import Release
 
 RELEASE_LIVE = "release.live"
 RELEASE_FAILED = "release.failed"
@@ -74,3 +78,55 @@ class Event:
         if self.url:
             lines.append(self.url)
         return "\n".join(lines)
+
+
+def cause_of(job: Job | None) -> str:
+    """What started a release: how its job came in (push, github, api, hook, ...)."""
+    # Where releases record their own cause, read it from the release instead.
+    if job is None:
+        return "recovery"
+    return "rollback" if job.kind == "rollback" else job.source
+
+
+def release_url(release: Release) -> str | None:
+    """The app's address, when its release has an ingress host."""
+    host = (release.config.get("spec") or {}).get("ingress_host")
+    return f"http://{host}/" if host else None
+
+
+def release_live(release: Release, job: Job | None) -> Event:
+    return Event(
+        event=RELEASE_LIVE,
+        app=release.app,
+        version=release.version,
+        commit=release.commit,
+        cause=cause_of(job),
+        url=release_url(release),
+        job=release.job_id,
+    )
+
+
+def release_failed(release: Release, job: Job, reason: str, restored: int | None) -> Event:
+    return Event(
+        event=RELEASE_FAILED,
+        app=release.app,
+        version=release.version,
+        commit=release.commit,
+        cause=cause_of(job),
+        reason=reason,
+        url=release_url(release),
+        rolled_back_to=restored,
+        job=job.id,
+    )
+
+
+def job_failed(job: Job, reason: str) -> Event:
+    return Event(
+        event=JOB_FAILED,
+        app=job.app,
+        version=None,
+        commit=job.commit,
+        cause=cause_of(job),
+        reason=reason,
+        job=job.id,
+    )

@@ -309,19 +309,6 @@ def stage(settings: Settings, job: jobs.Job, name: str) -> Iterator[None]:
 # -- events ----------------------------------------------------------------------------------
 
 
-def _cause(job: jobs.Job | None) -> str:
-    """What started a release: how its job came in (push, github, api, hook, ...)."""
-    # Where releases record their own cause, read it from the release instead.
-    if job is None:
-        return "recovery"
-    return "rollback" if job.kind == "rollback" else job.source
-
-
-def _release_url(release: Release) -> str | None:
-    host = (release.config.get("spec") or {}).get("ingress_host")
-    return f"http://{host}/" if host else None
-
-
 def _job_of(settings: Settings, job_id: str | None) -> jobs.Job | None:
     if not job_id:
         return None
@@ -332,17 +319,7 @@ def _job_of(settings: Settings, job_id: str | None) -> jobs.Job | None:
 
 
 def _announce_live(settings: Settings, release: Release) -> None:
-    job = _job_of(settings, release.job_id)
-    event = events.Event(
-        event=events.RELEASE_LIVE,
-        app=release.app,
-        version=release.version,
-        commit=release.commit,
-        cause=_cause(job),
-        url=_release_url(release),
-        job=release.job_id,
-    )
-    notify.send(settings, event)
+    notify.send(settings, events.release_live(release, _job_of(settings, release.job_id)))
 
 
 def _announce_failure(settings: Settings, job: jobs.Job, reason: str) -> None:
@@ -354,30 +331,11 @@ def _announce_failure(settings: Settings, job: jobs.Job, reason: str) -> None:
             " WHERE r.job_id = ? AND r.status = 'failed' ORDER BY r.version DESC LIMIT 1",
             (job.id,),
         ).fetchone()
-    if row is not None:
-        release = releases.get(settings.data_dir, job.app, int(row["version"]))
-        event = events.Event(
-            event=events.RELEASE_FAILED,
-            app=job.app,
-            version=release.version,
-            commit=release.commit,
-            cause=_cause(job),
-            reason=reason,
-            url=_release_url(release),
-            rolled_back_to=row["restored"],
-            job=job.id,
-        )
-    else:
-        event = events.Event(
-            event=events.JOB_FAILED,
-            app=job.app,
-            version=None,
-            commit=job.commit,
-            cause=_cause(job),
-            reason=reason,
-            job=job.id,
-        )
-    notify.send(settings, event)
+    if row is None:
+        notify.send(settings, events.job_failed(job, reason))
+        return
+    release = releases.get(settings.data_dir, job.app, int(row["version"]))
+    notify.send(settings, events.release_failed(release, job, reason, row["restored"]))
 
 
 def record_image(settings: Settings, job: jobs.Job, image: str) -> None:
