@@ -1,6 +1,8 @@
 """Idle memory of `homeport up` (receiver + one worker, Redis not counted).
 
 Baseline in the same run: a bare Python interpreter. Target: <= 120 MB RSS.
+With --all: notifications set (an Apprise URL and the JSON webhook, so every worker runs
+its dispatcher) and /metrics scraped once before measuring (prometheus-client loaded).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from common import rss_mb, scratch
@@ -16,8 +19,10 @@ from common import rss_mb, scratch
 from tests.support.servers import children, free_port, wait_healthy
 
 
-def _name(pid: int) -> str:
-    return (Path("/proc") / str(pid) / "comm").read_text().strip()
+def _is_worker(pid: int) -> bool:
+    # Not Redis, nor the short-lived `homeport doctor` that up runs at start.
+    command = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
+    return b"worker" in command
 
 
 def main() -> None:
@@ -27,6 +32,13 @@ def main() -> None:
     env.update(
         HOMEPORT_DATA_DIR=str(work), HOMEPORT_LISTEN=f"127.0.0.1:{port}", HOMEPORT_WORKERS="1"
     )
+    everything = "--all" in sys.argv
+    if everything:
+        env.update(
+            HOMEPORT_NOTIFY="ntfy://127.0.0.1:9/idle",
+            HOMEPORT_NOTIFY_WEBHOOK="http://127.0.0.1:9/events",
+            HOMEPORT_METRICS_PUBLIC="true",
+        )
     bare = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     up = subprocess.Popen(
         [sys.executable, "-m", "homeport", "up"],
@@ -36,9 +48,14 @@ def main() -> None:
     )
     try:
         assert wait_healthy(f"http://127.0.0.1:{port}"), "homeport up did not answer"
-        time.sleep(5)  # let the worker finish starting
+        # Past the worker's first maintenance round (every 10 s), which it keeps in memory.
+        time.sleep(12)
+        if everything:
+            scraped = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60)
+            assert b"homeport_jobs" in scraped.read()
+            time.sleep(1)
         receiver = rss_mb(up.pid)
-        workers = [p for p in children(up.pid) if not _name(p).startswith("redis")]
+        workers = [p for p in children(up.pid) if _is_worker(p)]
         worker = sum(rss_mb(p) for p in workers)
         baseline = rss_mb(bare.pid)
     finally:

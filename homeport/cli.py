@@ -173,6 +173,26 @@ def _parser() -> argparse.ArgumentParser:
         "--clear", action="store_true", help="unbind; the next webhook that deploys binds it"
     )
     source.add_argument("--json", action="store_true")
+    hooks = sub.add_parser("hooks", help="URLs a monitor calls to roll an app back")
+    hooks_sub = hooks.add_subparsers(dest="hooks_command", required=True)
+    hooks_create = hooks_sub.add_parser("create", help="make a hook; prints its URL last")
+    hooks_create.add_argument("app")
+    hooks_create.add_argument(
+        "--rollback", action="store_true", required=True, help="roll the app back when called"
+    )
+    hooks_create.add_argument(
+        "--within",
+        default="1h",
+        help="act only while the live release is younger than this (default 1h; e.g. 30m, 2d)",
+    )
+    hooks_create.add_argument("--json", action="store_true")
+    hooks_list = hooks_sub.add_parser("list", help="an app's hooks (their URLs are not kept)")
+    hooks_list.add_argument("app")
+    hooks_list.add_argument("--json", action="store_true")
+    hooks_rm = hooks_sub.add_parser("rm", help="delete a hook; its URL stops working")
+    hooks_rm.add_argument("id")
+    doctor = sub.add_parser("doctor", help="check everything a deploy needs")
+    doctor.add_argument("--json", action="store_true")
     return parser
 
 
@@ -199,9 +219,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         make_private(settings.data_dir, fix_existing=False)
         run(settings, burst=args.burst, exit_with_parent=args.exit_with_parent)
         return 0
+    if args.command == "doctor":
+        from homeport import doctor
+
+        return doctor.main(settings, as_json=args.json, say=_say)
     client = ApiClient(settings)
     if args.command == "apps" and args.apps_command == "destroy":
         return _destroy(client, args)
+    if args.command == "hooks":
+        return _hooks(args, client)
     if args.command == "apps":
         data = client.request("GET", "/api/apps")
         rows = [
@@ -348,6 +374,43 @@ def _destroy(client: ApiClient, args: argparse.Namespace) -> int:
     for note in data.get("notes") or []:
         _say(f"       {note}")
     return 0
+
+
+def _hooks(args: argparse.Namespace, client: ApiClient) -> int:
+    if args.hooks_command == "create":
+        body = {"rollback": True, "within": args.within}
+        data = client.request("POST", f"/api/apps/{args.app}/hooks", body)
+        if args.json:
+            _say(json.dumps(data, indent=2))
+            return 0
+        _say(
+            f"-----> Rollback hook {data['id']} for {args.app}: a POST rolls it back while its"
+            f" live release is younger than {args.within}"
+        )
+        _say("       Keep the URL secret; it is shown only now:")
+        _say(data["url"])
+        return 0
+    if args.hooks_command == "list":
+        data = client.request("GET", f"/api/apps/{args.app}/hooks")
+        rows = [
+            {
+                **h,
+                "within": f"{h['within']}s",
+                "last used": _when(h["last_used_at"]) if h["last_used_at"] else "never",
+            }
+            for h in data["hooks"]
+        ]
+        _show(args.json, data, rows, ["id", "kind", "within", "last used"])
+        return 0
+    data = client.request("DELETE", f"/api/hooks/{args.id}")
+    _say(f"removed hook {data['removed']['id']} of {data['removed']['app']}")
+    return 0
+
+
+def _when(timestamp: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

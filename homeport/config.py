@@ -159,6 +159,41 @@ def docker_environ() -> dict[str, str]:
     return {name: os.environ[name] for name in _DOCKER_ENV if name in os.environ}
 
 
+# Events homeport sends (homeport/events.py names them); cron.failed once cron jobs exist.
+NOTIFY_EVENTS = frozenset({"release.live", "release.failed", "job.failed", "cron.failed"})
+
+
+def _notify_urls(text: str) -> tuple[str, ...]:
+    # The URLs hold tokens: the message names a position, never a value.
+    urls = tuple(text.split())
+    for i, url in enumerate(urls, 1):
+        scheme, sep, rest = url.partition("://")
+        if not sep or not scheme or not rest:
+            raise ValueError(
+                f"URL {i} is not an Apprise URL (e.g. ntfy://ntfy.sh/my-topic); its value is"
+                " not shown"
+            )
+    return urls
+
+
+def _http_url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("is not an http:// or https:// URL; its value is not shown")
+    return text.strip()
+
+
+def _event_names(text: str) -> frozenset[str]:
+    names = frozenset(text.replace(",", " ").split())
+    unknown = sorted(names - NOTIFY_EVENTS)
+    if unknown or not names:
+        raise ValueError(
+            f"{' '.join(unknown) or text!r} is not an event; use any of "
+            + ", ".join(sorted(NOTIFY_EVENTS))
+        )
+    return names
+
+
 def _default_data_dir() -> str:
     return str(Path.home() / ".local" / "share" / "homeport")
 
@@ -221,6 +256,14 @@ class Settings:
     """StorageClass of the apps' volume claims; unset = the cluster's default class."""
     volume_access_mode: str = "ReadWriteOnce"
     """Access mode of new volume claims; ReadWriteOncePod makes deploys stop old pods first."""
+    notify: tuple[str, ...] = ()
+    """Apprise URLs (space-separated) told about releases and failures."""
+    notify_webhook: str | None = None
+    """URL that gets homeport's own JSON events, signed with the webhook secret."""
+    notify_events: frozenset[str] = NOTIFY_EVENTS
+    """Events sent to the notification targets (comma- or space-separated names)."""
+    metrics_public: bool = False
+    """Serve /metrics without the token."""
 
     @property
     def job_wait(self) -> float:
@@ -307,6 +350,10 @@ class Settings:
             "rollback_on_failure": _bool,
             "storage_class": _storage_class,
             "volume_access_mode": _access_mode,
+            "notify": _notify_urls,
+            "notify_webhook": _http_url,
+            "notify_events": _event_names,
+            "metrics_public": _bool,
         }
         values: dict[str, Any] = {}
         for field in fields(cls):
@@ -371,6 +418,8 @@ class Settings:
         found = [
             s for s in (token, self.webhook_secret, self.gitlab_token, self.redis_password) if s
         ]
+        # Notification URLs carry their services' tokens.
+        found += [u for u in (*self.notify, self.notify_webhook) if u and u not in found]
         # The password as written in the URL too, where it differs (percent-encoded).
         raw = urlsplit(self.redis_url).password if self.redis_url else None
         if raw and raw not in found:

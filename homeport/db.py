@@ -75,6 +75,40 @@ CREATE TABLE IF NOT EXISTS destroying (
     app TEXT PRIMARY KEY,
     started_at REAL NOT NULL
 );
+-- How long each stage of a job took (fetch, build, rollout), for /metrics.
+CREATE TABLE IF NOT EXISTS job_stages (
+    job_id TEXT NOT NULL,
+    app TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    recorded_at REAL NOT NULL,
+    PRIMARY KEY (job_id, stage)
+);
+-- Releases that failed and were rolled back automatically, and to which version.
+CREATE TABLE IF NOT EXISTS auto_rollbacks (
+    app TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    restored INTEGER NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (app, version)
+);
+-- Monitor URLs that roll an app back; only a SHA-256 of each secret is kept.
+CREATE TABLE IF NOT EXISTS rollback_hooks (
+    id TEXT PRIMARY KEY,
+    app TEXT NOT NULL,
+    secret_sha256 TEXT NOT NULL,
+    within_seconds INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    last_used_at REAL
+);
+CREATE INDEX IF NOT EXISTS rollback_hooks_app ON rollback_hooks (app);
+-- The live release a hook rolled back, per app: hooks act once per live release.
+CREATE TABLE IF NOT EXISTS hook_actions (
+    app TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    job_id TEXT NOT NULL,
+    at REAL NOT NULL
+);
 """
 
 

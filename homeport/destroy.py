@@ -96,6 +96,9 @@ def forget(conn: sqlite3.Connection, app: str) -> None:
     conn.execute("DELETE FROM jobs WHERE app = ?", (app,))
     conn.execute("DELETE FROM releases WHERE app = ?", (app,))
     conn.execute("DELETE FROM app_sources WHERE app = ?", (app,))
+    # What notifications, /metrics and rollback hooks kept of the app.
+    for table in ("job_stages", "auto_rollbacks", "rollback_hooks", "hook_actions"):
+        conn.execute(f"DELETE FROM {table} WHERE app = ?", (app,))  # noqa: S608 - fixed names
 
 
 def _remove_tree(path: Path) -> None:

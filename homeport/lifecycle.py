@@ -21,14 +21,15 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.exceptions import RedisError
 
-from homeport import apps, db, destroy, joblog, jobs, queue, registry, releases
+from homeport import apps, db, destroy, events, joblog, jobs, notify, queue, registry, releases
 from homeport.config import Settings
 from homeport.errors import Conflict, HomeportError, NotFound, StageError
 from homeport.releases import Release, ReleaseUnavailable
@@ -310,17 +311,88 @@ def succeed(settings: Settings, job: jobs.Job, release: int | None) -> None:
 
 
 def fail(settings: Settings, job: jobs.Job, reason: str) -> None:
+    """Record the job failed (reason already masked) and tell whoever wants to know."""
     jobs.finish(settings.data_dir, job.id, jobs.FAILED, reason)
+    _announce_failure(settings, job, reason)
+
+
+@contextmanager
+def stage(settings: Settings, job: jobs.Job, name: str) -> Iterator[None]:
+    """Record how long a stage of the job (fetch, build, rollout) took, however it ended."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        with db.connect(settings.data_dir) as tx:
+            tx.execute(
+                "INSERT OR REPLACE INTO job_stages (job_id, app, stage, seconds, recorded_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (job.id, job.app, name, time.monotonic() - started, db.now()),
+            )
+
+
+# -- events ----------------------------------------------------------------------------------
+
+
+def _job_of(settings: Settings, job_id: str | None) -> jobs.Job | None:
+    if not job_id:
+        return None
+    try:
+        return jobs.get(settings.data_dir, job_id)
+    except HomeportError:
+        return None
+
+
+def _announce_live(settings: Settings, release: Release) -> None:
+    notify.send(settings, events.release_live(release, _job_of(settings, release.job_id)))
+
+
+def _announce_failure(settings: Settings, job: jobs.Job, reason: str) -> None:
+    """release.failed when the job's release never went live, else job.failed."""
+    with db.connect(settings.data_dir) as tx:
+        row = tx.execute(
+            "SELECT r.version, a.restored FROM releases r LEFT JOIN auto_rollbacks a"
+            " ON a.app = r.app AND a.version = r.version"
+            " WHERE r.job_id = ? AND r.status = 'failed' ORDER BY r.version DESC LIMIT 1",
+            (job.id,),
+        ).fetchone()
+    if row is None:
+        notify.send(settings, events.job_failed(job, reason))
+        return
+    release = releases.get(settings.data_dir, job.app, int(row["version"]))
+    notify.send(settings, events.release_failed(release, job, reason, row["restored"]))
 
 
 def record_image(settings: Settings, job: jobs.Job, image: str) -> None:
     jobs.record_image(settings.data_dir, job.id, image)
 
 
+def announce_cron_failure(
+    settings: Settings, *, app: str, run: str, commit: str, reason: str, cause: str = "cron"
+) -> None:
+    """Tell the notification targets a scheduled run failed (reason already masked).
+
+    `run` names the run's output, as a job id does, for the delivery's outcome line.
+    """
+    event = events.Event(
+        event=events.CRON_FAILED,
+        app=app,
+        version=None,
+        commit=commit,
+        cause=cause,
+        reason=reason,
+        job=run,
+    )
+    notify.send(settings, event)
+
+
 def _fail_orphans(settings: Settings, app: str, reason: str) -> None:
     for job_id in jobs.fail_running(settings.data_dir, app, reason):
         path = joblog.log_path(settings.data_dir, app, job_id)
         joblog.JobLog(path, max_bytes=settings.max_log_bytes).write(f"-----> {reason}")
+        orphan = _job_of(settings, job_id)
+        if orphan is not None:
+            _announce_failure(settings, orphan, reason)
 
 
 def recover(settings: Settings, conn: redis.Redis) -> None:
@@ -382,8 +454,17 @@ def _conclude(settings: Settings, release: Release, outcome: Outcome, emit: Emit
         replaced: releases.Status = "rolled_back" if release.rollback_of else "superseded"
         releases.mark_live(settings.data_dir, app, version, replaced=replaced)
         emit(f"-----> {app} v{version} is live")
-        return releases.get(settings.data_dir, app, version)
+        live = releases.get(settings.data_dir, app, version)
+        _announce_live(settings, live)
+        return live
     releases.mark(settings.data_dir, app, version, "failed", outcome.reason)
+    if outcome.restored == "restored" and outcome.previous is not None:
+        with db.connect(settings.data_dir) as tx:
+            tx.execute(
+                "INSERT OR REPLACE INTO auto_rollbacks (app, version, restored, at)"
+                " VALUES (?, ?, ?, ?)",
+                (app, version, outcome.previous, db.now()),
+            )
     raise ReleaseFailed(_failure_text(app, version, outcome, settings.namespace))
 
 

@@ -90,7 +90,8 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
     config = appconfig.values(settings, job.app)
     out.masker.add(config.values())
     if job.kind == "rollback":
-        rolled = lifecycle.rollback_release(settings, job, out)
+        with lifecycle.stage(settings, job, "rollout"):
+            rolled = lifecycle.rollback_release(settings, job, out)
         lifecycle.keep_releases(settings, job.app, out)
         _move_branch(settings, job)
         return rolled.version
@@ -100,7 +101,8 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
         if job.source in WEBHOOK_SOURCES:
             url = str(job.params.get("clone_url", ""))
             out.write(f"-----> Fetching {job.ref} from {sources.shown(url)}")
-            sources.fetch_commit(repo, url, job.ref, job.commit, settings.allow_file_urls)
+            with lifecycle.stage(settings, job, "fetch"):
+                sources.fetch_commit(repo, url, job.ref, job.commit, settings.allow_file_urls)
         if not apps.has_commit(repo, job.commit):
             raise HomeportError(f"commit {job.commit[:12]} is not in the repository of {job.app}")
     finally:
@@ -111,7 +113,8 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
     out.masker.add(manifest.env.values())
     secrets = {name: config[name] for name in manifest.build.secrets if name in config}
     try:
-        image = _build(settings, job, out, repo_path, manifest, secrets)
+        with lifecycle.stage(settings, job, "build"):
+            image = _build(settings, job, out, repo_path, manifest, secrets)
     except BuildCancelled:
         # Stopped for a newer queued job: superseded by it, like an image built too late.
         lifecycle.check_newest(settings, job)
@@ -121,7 +124,8 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
     lifecycle.record_image(settings, job, image.ref)
     spec = manifest.run_spec()
     lifecycle.check_newest(settings, job)
-    release = lifecycle.deploy_release(settings, job, image=image.ref, spec=spec, emit=out)
+    with lifecycle.stage(settings, job, "rollout"):
+        release = lifecycle.deploy_release(settings, job, image=image.ref, spec=spec, emit=out)
     if spec.ingress_host:
         out.write(f"       http://{spec.ingress_host}/")
     lifecycle.keep_releases(settings, job.app, out)

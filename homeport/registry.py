@@ -171,3 +171,20 @@ def prune(registry: str, app: str, removable: set[str], own_tags: set[str]) -> l
         return deleted
     finally:
         reg.session.close()
+
+
+def check_push(registry: str) -> None:
+    """Start a blob upload and cancel it: proves the registry takes pushes, stores nothing.
+
+    Raises RegistryUnreachable or RegistryError saying what is wrong.
+    """
+    reg = _Registry(registry)
+    try:
+        response = reg.request("POST", "/v2/homeport-doctor/blobs/uploads/")
+        if response.status_code != 202:
+            raise reg.refused("start an upload (the first step of a push)", response)
+        location = response.headers.get("Location")
+        if location:
+            reg.request("DELETE", location)
+    finally:
+        reg.session.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -179,6 +180,34 @@ def check_listen(settings: Settings) -> None:
         ) from None
 
 
+# Seconds `homeport doctor` may take at start-up before its warnings are given up on.
+DOCTOR_SECONDS = 120
+
+
+def _doctor_warnings(settings: Settings, say: Callable[[str], None]) -> None:
+    """Run `homeport doctor` beside the start-up and print what fails as warnings.
+
+    In its own process: the checks load the Docker and Kubernetes clients, which the
+    receiver would otherwise keep in memory for good.
+    """
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "homeport", "doctor", "--json"],
+            env=settings.child_environ(redis_url=settings.queue_url),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=DOCTOR_SECONDS,
+            check=False,
+        )
+        checks = json.loads(done.stdout)["checks"]
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError) as exc:
+        log.warning("homeport doctor did not run at start-up: %s", exc)
+        return
+    for check in checks:
+        if check.get("status") == "fail":
+            say(f"  warning: {check['name']}: {check['detail']}; fix: {check['fix']}")
+
+
 def up(settings: Settings, token: str, say: Callable[[str], None]) -> None:
     check_listen(settings)
     db.init(settings.data_dir)
@@ -201,6 +230,9 @@ def up(settings: Settings, token: str, say: Callable[[str], None]) -> None:
         say(f"  warning: pushes will fail until BuildKit builds work: {exc}")
     say(f"  token: {settings.token_path if not settings.token else 'HOMEPORT_TOKEN'}")
     say(f"  git remote add homelab {settings.public_url}/git/<app>.git")
+    threading.Thread(
+        target=_doctor_warnings, args=(settings, say), name="doctor", daemon=True
+    ).start()
     try:
         serve(settings, token, on_exit=supervisor.stop_jobs)
     finally:

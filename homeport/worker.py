@@ -26,7 +26,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import now
 from rq.worker import WorkerStatus
 
-from homeport import db, lifecycle, queue
+from homeport import db, lifecycle, notify, queue
 from homeport.apps import AppNameError, check_app_name
 from homeport.config import Settings
 from homeport.errors import HomeportError
@@ -224,4 +224,6 @@ def run(settings: Settings, *, burst: bool = False, exit_with_parent: bool = Fal
         ) from exc
     if not burst:
         threading.Thread(target=_maintain, args=(settings,), daemon=True).start()
+        # Job processes end with their job; this process lives on to deliver what they spool.
+        notify.Dispatcher(settings).start()
     worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")

@@ -18,7 +18,15 @@ from homeport import db
 from homeport.config import Settings
 from homeport.errors import HomeportError, Unavailable, http_status
 from homeport.hooks.update import PushContext
-from homeport.receiver import api, cron_api, destroy_api, releases_api, webhooks
+from homeport.receiver import (
+    api,
+    cron_api,
+    destroy_api,
+    hooks_api,
+    metrics_api,
+    releases_api,
+    webhooks,
+)
 from homeport.receiver.git import asgi_git_app
 from homeport.receiver.state import State, client_address
 from homeport.receiver.throttle import Throttle, too_many
@@ -34,7 +42,7 @@ async def healthz(request: Request) -> Response:
 
 
 # Routes that take credentials; an address blocked for failed authentications gets 429 there.
-_GUARDED = ("/api/", "/git/", "/hooks/")
+_GUARDED = ("/api/", "/git/", "/hooks/", "/metrics")
 
 
 class AuthGate:
@@ -110,7 +118,10 @@ def create_app(settings: Settings, token: str, conn: redis.Redis | None = None) 
     state = State(settings=settings, token=token, redis=conn, throttle=throttle)
     routes = [
         Route("/healthz", healthz),
+        # Before /hooks/{provider}: a rollback hook's path has three more segments.
+        Route("/hooks/rollback/{hook}/{secret}", hooks_api.fire, methods=["POST"]),
         Route("/hooks/{provider}", webhooks.receive, methods=["POST"]),
+        Route("/metrics", metrics_api.metrics),
         Route("/api/apps", api.list_apps),
         Route("/api/apps/{app}", destroy_api.destroy, methods=["DELETE"]),
         Route("/api/apps/{app}/jobs", api.list_jobs),
@@ -122,6 +133,9 @@ def create_app(settings: Settings, token: str, conn: redis.Redis | None = None) 
         Route("/api/apps/{app}/source", api.source, methods=["GET", "PUT", "DELETE"]),
         Route("/api/apps/{app}/cron", cron_api.list_cron),
         Route("/api/apps/{app}/cron/{name}/runs", cron_api.start_run, methods=["POST"]),
+        Route("/api/apps/{app}/hooks", hooks_api.hooks, methods=["GET", "POST"]),
+        Route("/api/apps/{app}/hooks/{hook}", hooks_api.remove, methods=["DELETE"]),
+        Route("/api/hooks/{hook}", hooks_api.remove, methods=["DELETE"]),
         Mount("/git", app=asgi_git_app(PushContext(settings, conn), token, throttle)),
     ]
     app = Starlette(

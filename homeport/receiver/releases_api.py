@@ -9,7 +9,6 @@ cannot roll back again, later, or another app.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import time
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from homeport import apps, db, lifecycle, releases
+from homeport import apps, db, lifecycle, releases, signing
 from homeport.receiver import replay
 from homeport.receiver.api import authorized, existing_app, state_of
 from homeport.receiver.state import BadJSON, client_address, parse_json, read_capped
@@ -39,11 +38,6 @@ HOW_TO_SIGN = (
 MAX_VERSION = 2**63 - 1
 
 
-def string_to_sign(timestamp: str, method: str, path: str, body: bytes) -> bytes:
-    """What a signed rollback signs: f"{timestamp}\n{METHOD}\n{path}\n" + body."""
-    return f"{timestamp}\n{method}\n{path}\n".encode() + body
-
-
 def signature_problem(request: Request, body: bytes) -> str | None:
     """None when the request carries a fresh, valid, unused signature; else what is wrong."""
     settings = state_of(request).settings
@@ -62,8 +56,7 @@ def signature_problem(request: Request, body: bytes) -> str | None:
             f"homeport's clock (at most {SIGNATURE_WINDOW} s allowed); sign with the current "
             "time and check the clocks"
         )
-    message = string_to_sign(stamp, request.method, request.url.path, body)
-    digest = hmac.new(settings.webhook_secret.encode(), message, hashlib.sha256).hexdigest()
+    digest = signing.digest(settings.webhook_secret, stamp, request.method, request.url.path, body)
     if not hmac.compare_digest(given.encode(), f"sha256={digest}".encode()):
         return f"signature does not match; {HOW_TO_SIGN}"
     with db.connect(settings.data_dir) as conn:
