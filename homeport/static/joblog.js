@@ -20,8 +20,24 @@
       pre.textContent = text;
       if (atBottom) pre.scrollTop = pre.scrollHeight;
     }
-    // The job ended (or the server stopped waiting): show its outcome.
-    window.location.reload();
+    pre.dataset.ended = "true";
+    await showOutcome();
+  }
+
+  // The stream ends with the job: put its outcome in place, without reloading the page.
+  async function showOutcome() {
+    const answer = await fetch(window.location.href, { credentials: "same-origin" });
+    const page = new DOMParser().parseFromString(await answer.text(), "text/html");
+    for (const id of ["job-status", "job-reason"]) {
+      const fresh = page.getElementById(id);
+      const old = document.getElementById(id);
+      if (fresh && old) old.replaceWith(fresh);
+      else if (fresh) pre.before(fresh);
+    }
+    const ended = page.getElementById("log");
+    state.textContent = ended && ended.dataset.ended === "true"
+      ? "Ended."
+      : "Stopped following (the job goes on); reload to follow it again.";
   }
 
   follow().catch(function (err) {
