@@ -39,8 +39,8 @@ def host_of(release: Release | None) -> str | None:
 
 def summaries(data_dir: Path) -> list[AppSummary]:
     """Every app with its live release and its newest job, by name."""
+    # No db.init here: the receiver made the schema when it started.
     names = apps.list_apps(data_dir)
-    db.init(data_dir)
     with db.connect(data_dir) as conn:
         live = {
             r["app"]: releases._row(r)

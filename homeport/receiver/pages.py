@@ -409,6 +409,9 @@ async def logout(request: Request, visit: Visit) -> Response:
 
 def routes() -> list[BaseRoute]:
     """The status page's routes, for receiver.app."""
+    # Compile the templates now, at start-up, not in the first visitor's request.
+    for name in templates.env.list_templates(extensions=["html"]):
+        templates.env.get_template(name)
     return [
         Route("/", status),
         Route("/login", login_form, methods=["GET"]),
