@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from homeport import db
 from tests.support.browser import DESKTOP, PHONE
+from tests.support.cluster import build_and_push
 from tests.support.gitwork import WorkTree
-from tests.support.servers import TOKEN, Homeport
+from tests.support.records import seed_app
+from tests.support.servers import TOKEN, Homeport, start_redis
 from tests.support.waiting import wait_until
 
 # Slow to become ready, so that the job page is open while the rollout goes on.
@@ -179,3 +185,26 @@ def test_log_in_watch_a_push_go_live_follow_it_and_roll_back(
         for n in ("status-page", "app-page")
         for w in ("phone", "desktop")
     )
+
+
+def test_a_rollback_while_redis_is_down_is_a_503_page_naming_it(
+    tmp_path: Path, start_receiver: Callable[..., Homeport], docker_services: str
+) -> None:
+    """The image is in the registry but the queue is down: the page says Redis, with 503."""
+    dead = start_redis(tmp_path / "dead-redis")
+    dead.stop()
+    hp = start_receiver(HOMEPORT_REDIS_URL=dead.url)
+    app = f"down-{uuid.uuid4().hex[:6]}"
+    seed_app(hp.data_dir, app, 2)
+    image = build_and_push(app, {"www/index.html": "v1"})
+    with db.connect(hp.data_dir) as conn:  # v1 restorable: its image really is in the registry
+        conn.execute("UPDATE releases SET image = ? WHERE app = ? AND version = 1", (image, app))
+    answer = httpx.post(
+        f"{hp.url}/apps/{app}/rollback",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        data={"version": "1"},
+        timeout=60,
+    )
+    assert answer.status_code == 503, answer.text[:500]
+    assert "Redis is unavailable" in answer.text and "cannot reach Redis" in answer.text
+    assert answer.headers["retry-after"] == "5"

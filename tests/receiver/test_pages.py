@@ -241,3 +241,22 @@ def test_an_app_without_releases_still_has_a_page(receiver: Homeport) -> None:
     assert front.status_code == 200 and 'id="app-fresh"' in front.text
     page = httpx.get(receiver.url + "/apps/fresh", headers=BEARER, timeout=60)
     assert page.status_code in (200, 503) and "No releases yet" in page.text
+
+
+def test_the_cookie_is_secure_when_homeport_is_reached_over_https(
+    start_receiver: Callable[..., Homeport],
+) -> None:
+    """With an https HOMEPORT_URL the session cookie carries Secure (and stays Strict)."""
+    hp = start_receiver(HOMEPORT_URL="https://homeport.example")
+    with httpx.Client(base_url=hp.url, timeout=30) as client:
+        form = client.get("/login")
+        assert "Secure" in form.headers["set-cookie"]
+        # Not sent back over plain http: the client keeps a Secure cookie for https only.
+        answer = client.post(
+            "/login",
+            data={"token": TOKEN, "csrf": _csrf(form.text)},
+            headers={"Cookie": f"homeport_session={form.cookies['homeport_session']}"},
+        )
+    assert answer.status_code == 303
+    cookie = answer.headers["set-cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
