@@ -18,10 +18,16 @@ DESKTOP = (1280, 900)
 
 
 @pytest.fixture
-def chrome(tmp_path: Path) -> Iterator[object]:
+def chrome(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """A headless Chromium session, closed afterwards."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.selenium_manager import SeleniumManager
+
+    def no_downloads(*args: object) -> None:
+        raise AssertionError("Selenium Manager must not run: it would download a driver")
+
+    monkeypatch.setattr(SeleniumManager, "binary_paths", no_downloads)
 
     for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
         if not path.exists():
