@@ -18,8 +18,9 @@ from homeport import db
 from homeport.config import Settings
 from homeport.errors import HomeportError, Unavailable, http_status
 from homeport.hooks.update import PushContext
-from homeport.receiver import api, pages, releases_api, webhooks
+from homeport.receiver import api, releases_api, webhooks
 from homeport.receiver.git import asgi_git_app
+from homeport.receiver.pages import routes as page_routes
 from homeport.receiver.state import State, client_address
 from homeport.receiver.throttle import Throttle, too_many
 
@@ -120,7 +121,7 @@ def create_app(settings: Settings, token: str, conn: redis.Redis | None = None) 
         Route("/api/apps/{app}/config", releases_api.config, methods=["GET", "POST"]),
         Route("/api/apps/{app}/source", api.source, methods=["GET", "PUT", "DELETE"]),
         Mount("/git", app=asgi_git_app(PushContext(settings, conn), token, throttle)),
-        *pages.routes(),
+        *page_routes(),
     ]
     app = Starlette(
         routes=routes,
