@@ -14,8 +14,9 @@ from homeport.redis_server import EmbeddedRedis
 from tests.support.gitwork import WorkTree
 from tests.support.servers import Homeport, flush, start_redis
 
-# The local test cluster's fixtures (kube, namespace, push_image) for every test package.
-pytest_plugins = ["tests.support.cluster"]
+# The local test cluster's fixtures (kube, namespace, push_image) for every test package,
+# and the headless browser (chrome) of the status page's tests.
+pytest_plugins = ["tests.support.cluster", "tests.support.browser"]
 
 _GIT = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
 _GIT_ENV = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}

@@ -28,6 +28,7 @@ from homeport.receiver import (
     webhooks,
 )
 from homeport.receiver.git import asgi_git_app
+from homeport.receiver.pages import routes as page_routes
 from homeport.receiver.state import State, client_address
 from homeport.receiver.throttle import Throttle, too_many
 
@@ -137,6 +138,7 @@ def create_app(settings: Settings, token: str, conn: redis.Redis | None = None) 
         Route("/api/apps/{app}/hooks/{hook}", hooks_api.remove, methods=["DELETE"]),
         Route("/api/hooks/{hook}", hooks_api.remove, methods=["DELETE"]),
         Mount("/git", app=asgi_git_app(PushContext(settings, conn), token, throttle)),
+        *page_routes(),
     ]
     app = Starlette(
         routes=routes,
