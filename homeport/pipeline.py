@@ -12,7 +12,7 @@ import signal
 import time
 from types import FrameType
 
-from homeport import apps, joblog, jobs, lifecycle, queue, sources
+from homeport import apps, gitfetch, joblog, jobs, lifecycle, queue
 from homeport.builder.build import build_and_push
 from homeport.config import Settings
 from homeport.deployer import appconfig
@@ -96,9 +96,7 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
     repo = apps.open_repo(settings.data_dir, job.app)
     try:
         if job.source in WEBHOOK_SOURCES:
-            url = str(job.params.get("clone_url", ""))
-            out.write(f"-----> Fetching {job.ref} from {sources.shown(url)}")
-            sources.fetch_commit(repo, url, job.ref, job.commit, settings.allow_file_urls)
+            _fetch(settings, job, out)
         if not apps.has_commit(repo, job.commit):
             raise HomeportError(f"commit {job.commit[:12]} is not in the repository of {job.app}")
     finally:
@@ -131,6 +129,26 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
     lifecycle.keep_releases(settings, job.app, out)
     _move_branch(settings, job)
     return release.version
+
+
+def _fetch(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> None:
+    url = str(job.params.get("clone_url", ""))
+    ssh_url = str(job.params.get("ssh_url", ""))
+    where = gitfetch.describe(settings.data_dir, job.app, url, ssh_url, settings.allow_file_urls)
+    out.write(f"-----> Fetching {job.ref} from {where}")
+    gitfetch.fetch(
+        data_dir=settings.data_dir,
+        repo_path=apps.repo_path(settings.data_dir, job.app),
+        app=job.app,
+        url=url,
+        ssh_url=ssh_url,
+        ref=job.ref,
+        commit=job.commit,
+        allow_file=settings.allow_file_urls,
+        emit=out.write,
+        timeout=settings.job_timeout,
+        max_blob_bytes=settings.max_blob_bytes,
+    )
 
 
 def _move_branch(settings: Settings, job: jobs.Job) -> None:
