@@ -330,10 +330,11 @@ def _masked(source: _Source, text: str) -> str:
 
 
 def _suggested_prefix(shown: str) -> str:
-    """https://host/owner/ for https://host/owner/repo.git."""
+    """https://host/owner/ for https://host/owner/repo.git (https://host/ without an owner)."""
     parts = urlsplit(shown)
-    owner = parts.path.strip("/").split("/")[0] if parts.path.strip("/") else ""
-    return urlunsplit((parts.scheme, parts.netloc, f"/{owner}/" if owner else "/", "", ""))
+    segments = parts.path.strip("/").split("/")
+    owner = f"/{segments[0]}/" if len(segments) >= 2 else "/"
+    return urlunsplit((parts.scheme, parts.netloc, owner, "", ""))
 
 
 def _last_line(text: str) -> str:
