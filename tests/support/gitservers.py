@@ -50,7 +50,6 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _serve(self) -> None:
-        self.server.requests.append(self.headers.get("Authorization", "") and "auth" or "anon")
         body = self._body()
         if not self._authorized():
             payload = b"authentication required\n"
@@ -107,7 +106,6 @@ class _GitHTTPServer(ThreadingHTTPServer):
     password: str
     protocol_v2: bool
     bytes_sent: int
-    requests: list[str]
 
 
 @dataclass
@@ -128,7 +126,6 @@ class PrivateHttpGit:
         server.password = self.password
         server.protocol_v2 = self.protocol_v2
         server.bytes_sent = 0
-        server.requests = []
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self.server = server
         return self
@@ -227,7 +224,7 @@ class SshGit:
         self.process = subprocess.Popen(
             [str(SSHD), "-D", "-e", "-f", str(config)],
             stdout=subprocess.DEVNULL,
-            stderr=open(self.root / "sshd.log", "ab"),  # noqa: SIM115
+            stderr=os.open(self.root / "sshd.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND),
         )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -252,3 +249,37 @@ class SshGit:
 
 def have_sshd() -> bool:
     return SSHD.exists() and shutil.which("git-shell") is not None
+
+
+def long_history(
+    bare: Path, commits: int, blob_bytes: int, files: dict[str, str] | None = None
+) -> list[str]:
+    """Write `commits` commits to main of `bare` with git fast-import; their ids, oldest first.
+
+    Each commit rewrites data.bin with `blob_bytes` of random bytes (incompressible, so the
+    history really weighs commits times blob_bytes); `files` are in every commit.
+    """
+    stream = bytearray()
+    for n in range(1, commits + 1):
+        message = f"commit {n}\n".encode()
+        stream += b"commit refs/heads/main\n"
+        stream += f"mark :{n}\n".encode()
+        stream += f"committer Test <test@example.invalid> {1700000000 + n} +0000\n".encode()
+        stream += f"data {len(message)}\n".encode() + message
+        if n > 1:
+            stream += f"from :{n - 1}\n".encode()
+        data = os.urandom(blob_bytes)
+        stream += f"M 100644 inline data.bin\ndata {len(data)}\n".encode() + data + b"\n"
+        for name, text in (files or {}).items():
+            raw = text.encode()
+            stream += f"M 100644 inline {name}\ndata {len(raw)}\n".encode() + raw + b"\n"
+        stream += b"\n"
+    marks = bare / "marks"
+    subprocess.run(
+        ["git", "--git-dir", str(bare), "fast-import", "--quiet", f"--export-marks={marks}"],
+        input=bytes(stream),
+        check=True,
+    )
+    ids = dict(line.split() for line in marks.read_text().splitlines())
+    marks.unlink()
+    return [ids[f":{n}"] for n in range(1, commits + 1)]
