@@ -85,7 +85,7 @@ def test_a_server_that_serves_no_commit_by_id_falls_back_and_says_so(
 
 
 def test_no_secret_is_left_in_the_repository(tmp_path: Path, private_http: PrivateHttpGit) -> None:
-    """Neither a stored password nor one in the clone URL lands in any file of the repo."""
+    """A stored password or one in the clone URL lands in no repo file and no command line."""
     ids = long_history(private_http.bare("me/site"), 2, 64)
     data_dir = tmp_path / "data"
     in_url = private_http.url("me/site").replace("http://", f"http://me:{PASSWORD}@")
@@ -95,6 +95,8 @@ def test_no_secret_is_left_in_the_repository(tmp_path: Path, private_http: Priva
     for path in [*repo_path.rglob("*"), *apps.repo_path(data_dir, "site").rglob("*")]:
         if path.is_file():
             assert PASSWORD.encode() not in path.read_bytes(), path
+    # Checked by the server during each request, while git's processes were running.
+    assert private_http.password_on_command_lines == []
 
 
 def test_wrong_and_missing_credentials_say_what_to_do(

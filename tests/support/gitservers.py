@@ -50,6 +50,8 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _serve(self) -> None:
+        # While git talks to us, its processes are running: none may carry the password.
+        self.server.command_lines_seen += _command_lines_holding(self.server.password)
         body = self._body()
         if not self._authorized():
             payload = b"authentication required\n"
@@ -99,6 +101,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.bytes_sent += len(payload)
 
 
+def _command_lines_holding(secret: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            line = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if secret.encode() in line:
+            found.append(line.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
 class _GitHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     root: Path
@@ -106,6 +122,7 @@ class _GitHTTPServer(ThreadingHTTPServer):
     password: str
     protocol_v2: bool
     bytes_sent: int
+    command_lines_seen: list[str]
 
 
 @dataclass
@@ -126,6 +143,7 @@ class PrivateHttpGit:
         server.password = self.password
         server.protocol_v2 = self.protocol_v2
         server.bytes_sent = 0
+        server.command_lines_seen = []
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self.server = server
         return self
@@ -150,6 +168,12 @@ class PrivateHttpGit:
     def bytes_sent(self) -> int:
         assert self.server is not None
         return self.server.bytes_sent
+
+    @property
+    def password_on_command_lines(self) -> list[str]:
+        """Command lines of processes that held the password while a request was served."""
+        assert self.server is not None
+        return self.server.command_lines_seen
 
     def reset_count(self) -> None:
         assert self.server is not None
