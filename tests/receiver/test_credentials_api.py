@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.gitservers import SshGit
 from tests.support.servers import TOKEN, Homeport
+from tests.support.webhooks import github, jobs_of, payload
 
 SECRET = "ghp_credential_api_secret_91b2"
 
@@ -165,3 +166,18 @@ def test_trust_host_pins_prints_fingerprints_and_refuses_a_changed_key(
     for bad in ("-oProxyCommand=x", "host:99999", 7):
         answer = receiver.api("POST", "/api/credentials/ssh-hosts", json={"host": bad})
         assert answer.status_code == 400, bad
+
+
+def test_webhook_for_an_app_with_a_key_needs_a_usable_ssh_url(receiver: Homeport) -> None:
+    """No ssh_url or an unsafe one is 400 for an app with a deploy key; nothing is queued."""
+    assert receiver.api("POST", "/api/credentials/ssh-keys/keyhook", json={}).status_code == 200
+    https = "https://github.com/me/keyhook.git"
+    for ssh_url, said in (
+        (None, "names no SSH clone URL"),
+        ("git@-oProxyCommand=x:me/keyhook.git", "is not an SSH clone URL"),
+    ):
+        body = json.dumps(payload(https, "a" * 40, name="keyhook", ssh_url=ssh_url)).encode()
+        answer = github(receiver, body, delivery=f"d-{len(said)}")
+        assert answer.status_code == 400, answer.text
+        assert said in answer.json()["error"]
+    assert jobs_of(receiver, "keyhook") == []
