@@ -167,7 +167,7 @@ def fetch(
     source = source_for(data_dir, app, url, ssh_url, allow_file)
     memory = gitcli.memory_cap(max_blob_bytes)
     before = _objects_size(repo_path)
-    run = _Runner(source, repo_path, memory, timeout)
+    run = _Runner(source, repo_path, memory, timeout, ref)
     how = "shallow, by commit id"
     try:
         run("--depth=1", commit)
@@ -195,7 +195,10 @@ def fetch(
 
 
 class _Runner:
-    def __init__(self, source: _Source, repo_path: Path, memory: int, timeout: float) -> None:
+    def __init__(
+        self, source: _Source, repo_path: Path, memory: int, timeout: float, ref: str
+    ) -> None:
+        self.ref = ref
         self.source = source
         self.repo_path = repo_path
         self.memory = memory
@@ -231,12 +234,12 @@ class _Runner:
         if proc.returncode != 0:
             said = err.decode("utf-8", "replace")
             try:
-                _explain(self.source, said)
+                _explain(self.source, said, self.ref)
             except NotServedById:
                 if not last:
                     raise
                 raise FetchError(
-                    f"cannot fetch {args[-1]} from {self.source.shown}: "
+                    f"cannot fetch {self.ref} from {self.source.shown}: "
                     f"{_last_line(_masked(self.source, said))}"
                 ) from None
 
@@ -250,7 +253,7 @@ _NOT_BY_ID = re.compile(
 )
 
 
-def _explain(source: _Source, said: str) -> None:
+def _explain(source: _Source, said: str, ref: str) -> None:
     """Raise what the failed fetch means for the user, or NotServedById."""
     text = _masked(source, said)
     if source.ssh is not None:
@@ -282,7 +285,7 @@ def _explain(source: _Source, said: str) -> None:
         )
     if _NOT_BY_ID.search(text):
         raise NotServedById
-    raise FetchError(f"cannot fetch from {source.shown}: {_last_line(text)}")
+    raise FetchError(f"cannot fetch {ref} from {source.shown}: {_last_line(text)}")
 
 
 def _explain_ssh(source: _Source, text: str) -> None:
