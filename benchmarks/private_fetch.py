@@ -10,6 +10,7 @@ the same credentials. Bytes are what the server sent; time is wall-clock; median
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import subprocess
 import time
@@ -78,6 +79,7 @@ def main() -> None:
         print(f"shallow/full: bytes {s_bytes / f_bytes:.4f}, time {s_time / f_time:.3f}")
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def medians(runs: list[tuple[float, int]]) -> tuple[float, float]:
