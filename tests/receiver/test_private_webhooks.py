@@ -175,3 +175,11 @@ def test_a_shallow_repository_still_rolls_back_and_takes_pushes(
     pushed = work.push(homeport.remote(app), "main", "--force")
     assert pushed.returncode == 0, pushed.stderr
     assert "is live" in pushed.stderr
+
+    # A clone from homeport must be shallow too, and a deep one says so.
+    deep = work.git("clone", homeport.remote(app), str(tmp_path / "deep"), check=False)
+    assert deep.returncode != 0
+    assert "remote error: this app's repository is shallow" in deep.stderr
+    assert "--depth=1" in deep.stderr
+    shallow = work.git("clone", "--depth=1", homeport.remote(app), str(tmp_path / "shallow"))
+    assert shallow.returncode == 0
