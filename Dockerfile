@@ -1,7 +1,8 @@
 # homeport's own image, for deploy/ (kubectl apply -k deploy/).
 FROM python:3.11-slim
-# git stores pushed packs (index-pack) and reads files for builds (cat-file).
-RUN apt-get update && apt-get install -y --no-install-recommends git \
+# git stores pushed packs (index-pack), reads files for builds (cat-file) and fetches webhook
+# commits; OpenSSH's client fetches over SSH with deploy keys.
+RUN apt-get update && apt-get install -y --no-install-recommends git openssh-client \
     && rm -rf /var/lib/apt/lists/*
 # Builds run `docker buildx build` against the host's engine (the socket is mounted): the
 # docker CLI and Docker's buildx plugin, from Docker's own images (bookworm packages neither

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from homeport import credentials
 from homeport.errors import ConfigError
 
 _SIZE = re.compile(r"(\d+)\s*([kmg]i?b?|b)?", re.IGNORECASE)
@@ -424,4 +425,6 @@ class Settings:
         raw = urlsplit(self.redis_url).password if self.redis_url else None
         if raw and raw not in found:
             found.append(raw)
+        # Stored HTTPS passwords for private repositories.
+        found += credentials.secrets(self.data_dir)
         return found

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from homeport import apps, db, joblog, releases
+from homeport import apps, db, joblog, releases, sshkeys
 from homeport.config import Settings
 from homeport.deployer import objects
 from homeport.errors import Conflict
@@ -114,4 +114,7 @@ def remove_files(settings: Settings, app: str) -> None:
     """The app's repository and job logs."""
     _remove_tree(apps.repo_path(settings.data_dir, app))
     _remove_tree(joblog.log_path(settings.data_dir, app, "x").parent)
-    log.info("removed the repository and job logs of %s", app)
+    # A deploy key belongs to the app: the name pushed again later is a new app.
+    if sshkeys.has_key(settings.data_dir, app):
+        sshkeys.remove_key(settings.data_dir, app)
+    log.info("removed the repository, job logs and deploy key of %s", app)

@@ -10,10 +10,13 @@ HomeportError
 │   ├── AppNameError       app name is not a DNS-1123 label (apps.py)
 │   ├── ManifestError      broken homeport.toml (manifest.py)
 │   ├── SourceError        a webhook's clone URL homeport will not fetch (sources.py)
-│   └── BindingError       a repository an app cannot be bound to (receiver/binding.py)
+│   ├── BindingError       a repository an app cannot be bound to (receiver/binding.py)
+│   ├── CredentialError    an HTTPS credential homeport cannot store (credentials.py)
+│   └── SshError           an SSH clone URL or host homeport will not use (sshkeys.py)
 ├── NotFound               404: an app, job or release that does not exist
 ├── Conflict               409: the request clashes with what exists
-│   └── ReleaseUnavailable a rollback target that cannot be restored (releases.py)
+│   ├── ReleaseUnavailable a rollback target that cannot be restored (releases.py)
+│   └── HostKeyChanged     an SSH host offers another key than the pinned one (sshkeys.py)
 ├── TooLarge               413: a body or object over its limit
 ├── Unavailable            503: a dependency is down; `dependency` names it
 │   ├── QueueUnavailable   Redis (queue.py)
@@ -29,6 +32,8 @@ HomeportError
     ├── TreeError          a pushed tree homeport will not use: names that escape the
     │                      context, too deep, files too big, malformed (commits.py)
     ├── GitError           git is missing or cannot read the repository (gitcli.py)
+    ├── FetchError         a webhook's commit could not be fetched: no or wrong
+    │                      credentials, untrusted host key, not found (gitfetch.py)
     └── RolloutError       the cluster refused or the release never became ready (deployer/)
 
 One exception: a pack git index-pack refuses raises PackRefused (packs.py), an OSError,

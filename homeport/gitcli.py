@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import resource
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
@@ -50,6 +51,7 @@ def start(
     stdin: int | None = subprocess.PIPE,
     stdout: int | IO[bytes] | None = subprocess.PIPE,
     stderr: int | IO[bytes] | None = subprocess.PIPE,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start `git <args>` on the bare repository with homeport's options and a memory cap.
 
@@ -59,7 +61,9 @@ def start(
     for option in _OPTIONS:
         command += ["-c", option]
     try:
-        proc = subprocess.Popen([*command, *args], stdin=stdin, stdout=stdout, stderr=stderr)
+        proc = subprocess.Popen(
+            [*command, *args], stdin=stdin, stdout=stdout, stderr=stderr, env=env
+        )
     except FileNotFoundError:
         raise GitError(
             "the git command is not installed; homeport reads and stores repositories with "

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from homeport import apps, joblog, jobs, lifecycle, queue, sources
+from homeport import apps, gitfetch, joblog, jobs, lifecycle, queue
 from homeport.builder.build import BuiltImage, build_and_push
 from homeport.builder.errors import BuildCancelled
 from homeport.config import Settings
@@ -99,10 +99,7 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
     repo = apps.open_repo(settings.data_dir, job.app)
     try:
         if job.source in WEBHOOK_SOURCES:
-            url = str(job.params.get("clone_url", ""))
-            out.write(f"-----> Fetching {job.ref} from {sources.shown(url)}")
-            with lifecycle.stage(settings, job, "fetch"):
-                sources.fetch_commit(repo, url, job.ref, job.commit, settings.allow_file_urls)
+            _fetch(settings, job, out)
         if not apps.has_commit(repo, job.commit):
             raise HomeportError(f"commit {job.commit[:12]} is not in the repository of {job.app}")
     finally:
@@ -157,6 +154,33 @@ def _build(
         max_context_bytes=settings.max_context_bytes,
         pruned_stamp=settings.data_dir / "build-cache.pruned",
         cancelled=lambda: lifecycle.newer_queued(settings, job),
+    )
+
+
+def _fetch(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> None:
+    url = str(job.params.get("clone_url", ""))
+    ssh_url = str(job.params.get("ssh_url", ""))
+    where = gitfetch.describe(settings.data_dir, job.app, url, ssh_url, settings.allow_file_urls)
+    out.write(f"-----> Fetching {job.ref} from {where}")
+    with lifecycle.stage(settings, job, "fetch"):
+        _fetch_commit(settings, job, out, url, ssh_url)
+
+
+def _fetch_commit(
+    settings: Settings, job: jobs.Job, out: joblog.JobLog, url: str, ssh_url: str
+) -> None:
+    gitfetch.fetch(
+        data_dir=settings.data_dir,
+        repo_path=apps.repo_path(settings.data_dir, job.app),
+        app=job.app,
+        url=url,
+        ssh_url=ssh_url,
+        ref=job.ref,
+        commit=job.commit,
+        allow_file=settings.allow_file_urls,
+        emit=out.write,
+        timeout=settings.job_timeout,
+        max_blob_bytes=settings.max_blob_bytes,
     )
 
 

@@ -1,8 +1,7 @@
-"""Fetching a webhook's commit from the repository it names (dulwich client)."""
+"""Which clone URLs a webhook may name (gitfetch.py fetches them)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from dulwich.client import (
@@ -11,13 +10,8 @@ from dulwich.client import (
     LocalGitClient,
     get_transport_and_path,
 )
-from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
-from dulwich.objects import ObjectID
-from dulwich.refs import Ref
-from dulwich.repo import Repo
 
-from homeport.apps import has_commit
-from homeport.errors import InvalidInput, StageError
+from homeport.errors import InvalidInput
 
 
 class SourceError(InvalidInput):
@@ -66,23 +60,3 @@ def check_clone_url(url: str, allow_file: bool) -> str:
     """The URL, if homeport would fetch it over HTTP(S) (or file:// when allowed)."""
     _client(url, allow_file)
     return url
-
-
-def fetch_commit(repo: Repo, url: str, ref: str, commit: str, allow_file: bool) -> None:
-    """Fetch `ref` from `url` into `repo` and make sure `commit` arrived."""
-    client, path = _client(url, allow_file)
-    if has_commit(repo, commit):
-        return
-    try:
-
-        def wants(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> list[ObjectID]:
-            head = refs.get(Ref(ref.encode()))
-            return [head] if head else []
-
-        client.fetch(path, repo, determine_wants=wants)
-    except (GitProtocolError, HangupException, NotGitRepository, OSError) as exc:
-        raise StageError(f"cannot fetch {ref} from {shown(url)}: {exc}") from exc
-    if not has_commit(repo, commit):
-        raise StageError(
-            f"commit {commit[:12]} is not on {ref} at {shown(url)}; was the branch force-pushed?"
-        )

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from dulwich.objects import Blob
 
-from homeport import apps, sources
+from homeport import apps, gitfetch
 from tests.support.gitwork import WorkTree
 from tests.support.servers import TOKEN, Homeport
 
@@ -162,20 +162,26 @@ def test_a_push_over_the_size_cap_names_the_setting(tmp_path: Path, redis_url: s
 
 
 def test_a_webhook_fetch_is_stored_by_index_pack(receiver: Homeport, tmp_path: Path) -> None:
-    """Fetching a commit over HTTP into an app repository stores a pack git can read."""
+    """Fetching a commit over HTTP into an app repository stores one pack git can read."""
     work = WorkTree(tmp_path / "work", dockerfile=None)
     commit = work.commit("one", **{"a.txt": "a" * 10_000})
     app = f"f{uuid.uuid4().hex[:8]}"
     assert work.push(receiver.remote(app), "main:feature").returncode == 0
     data_dir = tmp_path / "mirror"
     apps.create_repo(data_dir, "mirror", "main").close()
-    repo = apps.open_repo(data_dir, "mirror")
-    try:
-        sources.fetch_commit(
-            repo, receiver.remote(app), "refs/heads/feature", commit, allow_file=False
-        )
-    finally:
-        repo.close()
+    gitfetch.fetch(
+        data_dir=data_dir,
+        repo_path=apps.repo_path(data_dir, "mirror"),
+        app="mirror",
+        url=receiver.remote(app),
+        ssh_url="",
+        ref="refs/heads/feature",
+        commit=commit,
+        allow_file=False,
+        emit=lambda line: None,
+        timeout=60,
+        max_blob_bytes=256 * 1024**2,
+    )
     packs = list((apps.repo_path(data_dir, "mirror") / "objects" / "pack").glob("pack-*.idx"))
     assert len(packs) == 1
     check = subprocess.run(

@@ -20,6 +20,7 @@ from homeport.errors import HomeportError, Unavailable, http_status
 from homeport.hooks.update import PushContext
 from homeport.receiver import (
     api,
+    credentials_api,
     cron_api,
     destroy_api,
     hooks_api,
@@ -137,6 +138,17 @@ def create_app(settings: Settings, token: str, conn: redis.Redis | None = None) 
         Route("/api/apps/{app}/hooks", hooks_api.hooks, methods=["GET", "POST"]),
         Route("/api/apps/{app}/hooks/{hook}", hooks_api.remove, methods=["DELETE"]),
         Route("/api/hooks/{hook}", hooks_api.remove, methods=["DELETE"]),
+        Route(
+            "/api/credentials",
+            credentials_api.credentials_route,
+            methods=["GET", "PUT", "DELETE"],
+        ),
+        Route(
+            "/api/credentials/ssh-keys/{app}",
+            credentials_api.ssh_key,
+            methods=["GET", "POST", "DELETE"],
+        ),
+        Route("/api/credentials/ssh-hosts", credentials_api.ssh_host, methods=["POST"]),
         Mount("/git", app=asgi_git_app(PushContext(settings, conn), token, throttle)),
         *page_routes(),
     ]

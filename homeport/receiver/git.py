@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 from homeport import apps
 from homeport.errors import NotFound
 from homeport.hooks.update import PushContext, handler_for
+from homeport.receiver import shallow_clone
 from homeport.receiver.auth import basic_password, same
 from homeport.receiver.throttle import Throttle
 
@@ -134,6 +135,12 @@ def git_app(context: PushContext, token: str, throttle: Throttle) -> WSGIApp:
         # uvicorn has already decoded a chunked body; left in place, the header would make
         # dulwich decode it a second time and fail on any push over git's 1 MiB postBuffer.
         environ.pop("HTTP_TRANSFER_ENCODING", None)
+        if shallow_clone.is_upload_pack_request(environ):
+            refused = shallow_clone.refuse_deep_request(
+                apps.repo_path(settings.data_dir, name), environ, start_response
+            )
+            if refused is not None:
+                return refused
         return _guarded(dulwich_app, environ, start_response)
 
     return app

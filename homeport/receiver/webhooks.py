@@ -13,12 +13,13 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from homeport import apps, db, lifecycle, sources
+from homeport import apps, db, lifecycle, sources, sshkeys
 from homeport.receiver import binding, replay
 from homeport.receiver.state import State, client_address, parse_json, read_capped
 from homeport.receiver.throttle import too_many
@@ -50,6 +51,8 @@ class Push:
     ref: str
     before: str
     after: str
+    # The SSH clone URL, fetched instead when the app has a deploy key ("" if not given).
+    ssh_url: str = ""
 
 
 class BadPayload(ValueError):
@@ -109,6 +112,13 @@ def _str(data: Any, *path: str) -> str:
     return node
 
 
+def _optional_str(data: Any, *path: str) -> str:
+    try:
+        return _str(data, *path)
+    except BadPayload:
+        return ""
+
+
 def parse_push(provider: str, payload: Any) -> Push:
     if not isinstance(payload, dict):
         raise BadPayload("the payload is not a JSON object")
@@ -116,10 +126,12 @@ def parse_push(provider: str, payload: Any) -> Push:
         repository = _str(payload, "project", "path")
         full_name = _str(payload, "project", "path_with_namespace")
         clone_url = _str(payload, "project", "git_http_url")
+        ssh_url = _optional_str(payload, "project", "git_ssh_url")
     else:
         repository = _str(payload, "repository", "name")
         full_name = _str(payload, "repository", "full_name")
         clone_url = _str(payload, "repository", "clone_url")
+        ssh_url = _optional_str(payload, "repository", "ssh_url")
     push = Push(
         repository=repository,
         full_name=full_name,
@@ -127,6 +139,7 @@ def parse_push(provider: str, payload: Any) -> Push:
         ref=_str(payload, "ref"),
         before=_str(payload, "before") if "before" in payload else ZERO,
         after=_str(payload, "after"),
+        ssh_url=ssh_url,
     )
     if not _SHA.fullmatch(push.after) or not _SHA.fullmatch(push.before):
         raise BadPayload("before/after in the payload are not 40-character commit ids")
@@ -188,7 +201,14 @@ async def receive(request: Request) -> JSONResponse:
         apps.check_app_name(app)
         source = binding.repository(provider, push.full_name)
         sources.check_clone_url(push.clone_url, settings.allow_file_urls)
-    except (ValueError, apps.AppNameError, binding.BindingError, sources.SourceError) as exc:
+        ssh_url = _ssh_url(settings.data_dir, app, push)
+    except (
+        ValueError,
+        apps.AppNameError,
+        binding.BindingError,
+        sources.SourceError,
+        sshkeys.SshError,
+    ) as exc:
         # Every message here is homeport's own; none echoes the body.
         message = str(exc)
         if isinstance(exc, apps.AppNameError):
@@ -196,7 +216,19 @@ async def receive(request: Request) -> JSONResponse:
         return _answer(400, error=message)
     if push.ref != f"refs/heads/{settings.deploy_branch}" or push.after == ZERO:
         return _answer(202, ignored=f"{push.ref} does not deploy")
-    return await _enqueue(state, provider, delivery, digest, source, app, push)
+    return await _enqueue(state, provider, delivery, digest, source, app, push, ssh_url)
+
+
+def _ssh_url(data_dir: Path, app: str, push: Push) -> str:
+    """The payload's SSH URL when the app has a deploy key (it is fetched over SSH), else ""."""
+    if not sshkeys.has_key(data_dir, app):
+        return ""
+    if not push.ssh_url:
+        raise sshkeys.SshError(
+            f"app {app!r} has a deploy key but the payload names no SSH clone URL "
+            "(repository.ssh_url, or project.git_ssh_url on GitLab)"
+        )
+    return sshkeys.parse_ssh_url(push.ssh_url).url
 
 
 def _seen_body(state: State, digest: str) -> str | None:
@@ -212,6 +244,7 @@ async def _enqueue(
     source: str,
     app: str,
     push: Push,
+    ssh_url: str = "",
 ) -> JSONResponse:
     settings = state.settings
     keys = [delivery, replay.body_key(digest)]
@@ -233,7 +266,7 @@ async def _enqueue(
             commit=push.after,
             old_sha=push.before,
             source=provider,
-            params={"clone_url": push.clone_url},
+            params={"clone_url": push.clone_url, **({"ssh_url": ssh_url} if ssh_url else {})},
             dedup=keys,
         )
 

@@ -25,14 +25,13 @@ def payload(
     ref: str = "refs/heads/main",
     name: str = "blog",
     owner: str = "me",
+    ssh_url: str | None = None,
 ) -> dict[str, Any]:
     """A GitHub/Gitea push event."""
-    return {
-        "ref": ref,
-        "before": ZERO,
-        "after": after,
-        "repository": {"name": name, "full_name": f"{owner}/{name}", "clone_url": clone_url},
-    }
+    repository = {"name": name, "full_name": f"{owner}/{name}", "clone_url": clone_url}
+    if ssh_url is not None:
+        repository["ssh_url"] = ssh_url
+    return {"ref": ref, "before": ZERO, "after": after, "repository": repository}
 
 
 def github(
