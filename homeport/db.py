@@ -75,6 +75,11 @@ CREATE TABLE IF NOT EXISTS destroying (
     app TEXT PRIMARY KEY,
     started_at REAL NOT NULL
 );
+-- Failed cron runs (Kubernetes Job names) already announced, so each is told once.
+CREATE TABLE IF NOT EXISTS cron_failures (
+    job TEXT PRIMARY KEY,
+    seen_at REAL NOT NULL
+);
 -- How long each stage of a job took (fetch, build, rollout), for /metrics.
 CREATE TABLE IF NOT EXISTS job_stages (
     job_id TEXT NOT NULL,

@@ -26,7 +26,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import now
 from rq.worker import WorkerStatus
 
-from homeport import db, lifecycle, notify, queue
+from homeport import cron_watch, db, lifecycle, notify, queue
 from homeport.apps import AppNameError, check_app_name
 from homeport.config import Settings
 from homeport.errors import HomeportError
@@ -193,6 +193,13 @@ def _maintain(settings: Settings) -> None:
             lifecycle.settle_abandoned(settings, conn)
         except Exception:  # the loop must outlive any one failure; the next round retries
             log.exception("worker maintenance failed")
+        if cron_watch.wanted(settings):
+            try:
+                cron_watch.announce_failures(settings)
+            except HomeportError as exc:
+                log.warning("cannot look at the cron runs: %s", exc)
+            except Exception:
+                log.exception("looking at the cron runs failed")
 
 
 def run(settings: Settings, *, burst: bool = False, exit_with_parent: bool = False) -> None:

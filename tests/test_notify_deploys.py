@@ -124,3 +124,55 @@ def test_live_and_rolled_back_releases_are_announced(
         hp.stop()
         for target in (sink, ntfy, hole):
             target.close()
+
+
+CRON_MANIFEST = """\
+[healthcheck]
+timeout = 30
+
+[cron.nightly]
+schedule = "0 3 * * *"
+command = ["sh", "-c", "echo disk full; exit 4"]
+timeout = 60
+"""
+
+
+def test_a_failed_cron_run_is_announced_once(
+    tmp_path: Path, redis_url: str, kube: Kube, docker_services: str, apps_namespace: str
+) -> None:
+    """A scheduled run that fails sends cron.failed, signed, naming the entry; each failed run
+    is told once, whichever worker sees it first."""
+    sink = Recorder()
+    app = f"cronfail-{uuid.uuid4().hex[:6]}"
+    hp = Homeport(
+        data_dir=tmp_path / "data",
+        redis_url=redis_url,
+        extra_env={
+            "HOMEPORT_KUBECONFIG": str(KUBECONFIG),
+            "HOMEPORT_NAMESPACE": apps_namespace,
+            "HOMEPORT_NOTIFY_WEBHOOK": f"{sink.url}/events",
+        },
+    ).start()
+
+    def failures() -> list[dict[str, object]]:
+        got = [r.json() for r in sink.received if verify(r)]
+        return [e for e in got if e["event"] == "cron.failed"]
+
+    try:
+        work = WorkTree(tmp_path / "work")
+        commit = work.commit("cron", **{"index.html": "hi\n", "homeport.toml": CRON_MANIFEST})
+        pushed = work.push(hp.remote(app))
+        assert pushed.returncode == 0, pushed.stderr
+        runs = []
+        for number in (1, 2):
+            started = hp.api("POST", f"/api/apps/{app}/cron/nightly/runs", json={})
+            assert started.status_code == 202, started.text
+            runs.append(started.json()["job"])
+            wait_until(lambda n=number: len(failures()) >= n, timeout=180, what="cron.failed")
+        told = failures()
+        assert [e["job"] for e in told] == runs  # each run once, in order
+        assert {e["app"] for e in told} == {app} and {e["commit"] for e in told} == {commit}
+        assert "cron nightly failed" in str(told[0]["reason"])
+    finally:
+        hp.stop()
+        sink.close()
