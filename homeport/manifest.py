@@ -87,6 +87,15 @@ class IngressConfig:
 
 
 @dataclass(frozen=True)
+class ReleaseConfig:
+    """[release]: a command run from the new image before its web pods start."""
+
+    command: tuple[str, ...] = ()
+    timeout: int = 300
+    rerun_on_rollback: bool = False
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A parsed, validated homeport.toml."""
 
@@ -95,6 +104,7 @@ class Manifest:
     healthcheck: HealthcheckConfig = field(default_factory=HealthcheckConfig)
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     ingress: IngressConfig = field(default_factory=IngressConfig)
+    release: ReleaseConfig = field(default_factory=ReleaseConfig)
 
     def run_spec(self) -> RunSpec:
         """How the app runs, for the deployer; every limit was checked when parsing."""
@@ -107,6 +117,9 @@ class Manifest:
             health_timeout=self.healthcheck.timeout,
             env=dict(self.env),
             ingress_host=self.ingress.host,
+            release_command=self.release.command,
+            release_timeout=self.release.timeout,
+            release_rerun_on_rollback=self.release.rerun_on_rollback,
         )
 
 
@@ -298,6 +311,26 @@ def _string_table(what: str) -> _Check:
     return check
 
 
+def _command(key: str, value: Any) -> tuple[str, ...]:
+    allowed = (
+        'use a non-empty list of strings, the program and its arguments, e.g. ["/app/migrate"]'
+    )
+    if not isinstance(value, list) or not value or len(value) > MAX_ENTRIES:
+        raise _refuse(key, value, allowed)
+    for item in value:
+        if not isinstance(item, str) or len(item) > MAX_VALUE_CHARS or "\0" in item:
+            raise _refuse(key, value, allowed)
+    if not value[0]:
+        raise _refuse(key, value, allowed + " (the program name must not be empty)")
+    return tuple(value)
+
+
+def _flag(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _refuse(key, value, "use true or false")
+    return value
+
+
 _KEYS: dict[str, dict[str, _Check]] = {
     "build": {
         "dockerfile": _dockerfile,
@@ -317,8 +350,14 @@ _KEYS: dict[str, dict[str, _Check]] = {
         "timeout": _int_between(1, 3600, "a number of seconds"),
     },
     "ingress": {"host": _host},
+    "release": {
+        "command": _command,
+        # A release command holds up the deploy while it runs: an hour at most.
+        "timeout": _int_between(1, 3600, "a number of seconds"),
+        "rerun_on_rollback": _flag,
+    },
 }
-_TABLES = ("build", "run", "healthcheck", "env", "ingress")
+_TABLES = ("build", "run", "healthcheck", "env", "ingress", "release")
 
 
 def _section(name: str, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -349,4 +388,5 @@ def _manifest(data: Mapping[str, Any]) -> Manifest:
         healthcheck=HealthcheckConfig(**_section("healthcheck", data)),
         env=env,
         ingress=IngressConfig(**_section("ingress", data)),
+        release=ReleaseConfig(**_section("release", data)),
     )

@@ -52,6 +52,7 @@ _PATHS = {
     "deployments": "/apis/apps/v1/namespaces/{ns}/deployments",
     "replicasets": "/apis/apps/v1/namespaces/{ns}/replicasets",
     "ingresses": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
+    "jobs": "/apis/batch/v1/namespaces/{ns}/jobs",
 }
 _KINDS = {
     "Namespace": "namespaces",
@@ -59,6 +60,7 @@ _KINDS = {
     "Service": "services",
     "Deployment": "deployments",
     "Ingress": "ingresses",
+    "Job": "jobs",
 }
 _VERBS = {"GET": "read", "POST": "create", "PATCH": "change", "PUT": "replace", "DELETE": "delete"}
 
@@ -196,7 +198,7 @@ class Kube:
         query: Mapping[str, str | int] | None = None,
         body: Any = None,
         content_type: str = "application/json",
-        timeout: float | tuple[float, float] = REQUEST_TIMEOUT,
+        timeout: float | tuple[float, float | None] = REQUEST_TIMEOUT,
     ) -> Any:
         """One HTTP call, retried while the server is unreachable or answers 5xx/429."""
         headers = {"Accept": "application/json"}
@@ -302,10 +304,15 @@ class Kube:
             "PATCH", self.path(kind, name), body=patch, content_type="application/merge-patch+json"
         )
 
-    def delete(self, kind: str, name: str) -> bool:
-        """Delete the object; False when it was already gone."""
+    def delete(self, kind: str, name: str, *, cascade: bool = False) -> bool:
+        """Delete the object; False when it was already gone.
+
+        `cascade` deletes what it owns too (a Job's pods), which the API leaves behind by
+        default for Jobs.
+        """
+        query: dict[str, str | int] = {"propagationPolicy": "Background"} if cascade else {}
         try:
-            self.request("DELETE", self.path(kind, name))
+            self.request("DELETE", self.path(kind, name), query=query)
         except ApiError as exc:
             if exc.status == 404:
                 return False
@@ -339,6 +346,29 @@ class Kube:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             return 0, str(exc).encode()
         return int(resp.status), resp.read() or b""
+
+    def follow_log(self, pod: str, stop: threading.Event) -> Iterator[str]:
+        """The pod's output line by line as it is written, until the container ends or
+        `stop` is set; a dropped connection ends it early."""
+        path = self.path("pods", pod) + "/log"
+        # No read timeout: a quiet command may print nothing for minutes; `stop` ends it.
+        resp = self._send("GET", path, query={"follow": "true"}, timeout=(5.0, None))
+        if not 200 <= resp.status < 300:
+            raise self._error("GET", path, int(resp.status), resp.read())
+        raw = resp.response
+        buffer = b""
+        try:
+            with _ClosingOn(stop, raw):
+                for chunk in raw.stream(amt=None, decode_content=False):
+                    buffer += chunk
+                    while b"\n" in buffer:
+                        line, buffer = buffer.split(b"\n", 1)
+                        yield line.decode("utf-8", "replace").rstrip("\r")
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if not stop.is_set():
+                log.warning("log stream of pod %s ended: %s", pod, exc)
+        if buffer:
+            yield buffer.decode("utf-8", "replace").rstrip("\r")
 
     # -- watches ---------------------------------------------------------------------------
 

@@ -23,11 +23,16 @@ class RunSpec:
     health_timeout: int = 60
     env: Mapping[str, str] = field(default_factory=dict)
     ingress_host: str | None = None
+    release_command: tuple[str, ...] = ()
+    """[release] command, run as a Job before the web pods change; empty: none."""
+    release_timeout: int = 300
+    release_rerun_on_rollback: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready snapshot."""
         data = asdict(self)
         data["env"] = dict(self.env)
+        data["release_command"] = list(self.release_command)
         return data
 
     @classmethod
@@ -36,4 +41,5 @@ class RunSpec:
         known = {f for f in cls.__dataclass_fields__}
         values = {k: v for k, v in data.items() if k in known}
         values["env"] = dict(values.get("env") or {})
+        values["release_command"] = tuple(values.get("release_command") or ())
         return cls(**values)
