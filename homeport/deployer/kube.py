@@ -347,6 +347,17 @@ class Kube:
             return 0, str(exc).encode()
         return int(resp.status), resp.read() or b""
 
+    def read_log(self, pod: str, limit_bytes: int) -> str | None:
+        """The pod's output so far (its first `limit_bytes`), or None when the pod is gone."""
+        path = self.path("pods", pod) + "/log"
+        resp = self._send("GET", path, query={"limitBytes": limit_bytes})
+        raw: bytes = resp.read() or b""
+        if resp.status == 404:
+            return None
+        if not 200 <= resp.status < 300:
+            raise self._error("GET", path, int(resp.status), raw)
+        return raw.decode("utf-8", "replace")
+
     def follow_log(self, pod: str, stop: threading.Event) -> Iterator[str]:
         """The pod's output line by line as it is written, until the container ends or
         `stop` is set; a dropped connection ends it early."""

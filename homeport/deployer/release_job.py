@@ -44,6 +44,9 @@ MAX_LINE = 4000
 # its deletion is asynchronous, so creating the new one is tried this often.
 CREATE_TRIES = 20
 TICK = 1.0
+# A followed log can end a moment before the container's last lines reach it: at the end
+# the log is read once more, up to this much, for what the stream missed.
+REREAD_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,15 @@ def _follow(kube: Kube, name: str, timeout: int, emit: Emit) -> Outcome:
     followed: str | None = None
     logs_done = False
     last_line = ""
+    streamed = 0
+
+    def show(text: str) -> None:
+        nonlocal last_line
+        line = text if len(text) <= MAX_LINE else text[:MAX_LINE] + " …"
+        emit(f"       {line}")
+        if line.strip():
+            last_line = line.strip()
+
     ended: dict[str, str] | None = None
     ended_at = 0.0
     try:
@@ -242,10 +254,8 @@ def _follow(kube: Kube, name: str, timeout: int, emit: Emit) -> Outcome:
             if kind == "error":
                 raise item
             if kind == "log":
-                line = item if len(item) <= MAX_LINE else item[:MAX_LINE] + " …"
-                emit(f"       {line}")
-                if line.strip():
-                    last_line = line.strip()
+                streamed += 1
+                show(item)
                 continue
             if kind == "log-end":
                 logs_done = True
@@ -273,6 +283,14 @@ def _follow(kube: Kube, name: str, timeout: int, emit: Emit) -> Outcome:
     finally:
         stop.set()
     seconds = time.monotonic() - started
+    if followed is not None:
+        text = kube.read_log(followed, REREAD_BYTES) or ""
+        # Split as the stream does (on newlines only), so the counts match.
+        written = text.split("\n")
+        if written[-1] == "":
+            written.pop()
+        for missed in written[streamed:]:
+            show(missed.rstrip("\r"))
     if "Complete" in ended or "SuccessCriteriaMet" in ended:
         return Ran(seconds)
     reason = ended.get("Failed") or ended.get("FailureTarget") or ""

@@ -56,6 +56,9 @@ def test_service_account_has_least_privilege(settings: Settings, cluster: Path) 
             ("patch", "services"),
             ("create", "ingresses.networking.k8s.io"),
             ("delete", "ingresses.networking.k8s.io"),
+            ("create", "jobs.batch"),
+            ("watch", "jobs.batch"),
+            ("delete", "jobs.batch"),
         ]
         denied = [
             ("list", "secrets"),
@@ -66,6 +69,7 @@ def test_service_account_has_least_privilege(settings: Settings, cluster: Path) 
             ("create", "serviceaccounts/token"),
             ("create", "rolebindings.rbac.authorization.k8s.io"),
             ("patch", "namespaces"),
+            ("patch", "jobs.batch"),
         ]
         assert [(v, r) for v, r in allowed if not _can(cluster, ns, v, r)] == []
         assert [(v, r) for v, r in denied if _can(cluster, ns, v, r)] == []
