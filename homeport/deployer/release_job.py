@@ -272,6 +272,11 @@ def _follow(kube: Kube, name: str, timeout: int, emit: Emit) -> Outcome:
                 if ended is None and failure and not _started(pod):
                     kube.delete("jobs", name, cascade=True)
                     return CommandFailed(f"release command could not start: {failure}")
+            code = _exit_code(pods.get(followed)) if followed else None
+            if ended is None and code is not None:
+                # The one attempt has ended: its exit code decides, without waiting for the
+                # Job controller to mark the Job (a second or more on a busy box).
+                ended, ended_at = {"Exited": str(code)}, time.monotonic()
             state = _conditions(jobs.get(name) or {})
             if ended is None and {
                 "Complete",
@@ -291,11 +296,13 @@ def _follow(kube: Kube, name: str, timeout: int, emit: Emit) -> Outcome:
             written.pop()
         for missed in written[streamed:]:
             show(missed.rstrip("\r"))
-    if "Complete" in ended or "SuccessCriteriaMet" in ended:
-        return Ran(seconds)
+    code = _exit_code(pods.get(followed)) if followed else None
     reason = ended.get("Failed") or ended.get("FailureTarget") or ""
-    if reason == "DeadlineExceeded":
+    # Stopped at the deadline, whether the Job controller said so first or the kill did.
+    if reason == "DeadlineExceeded" or (code not in (None, 0) and seconds >= timeout):
         return CommandFailed(f"release command timed out after {timeout} s", timed_out=True)
+    if code == 0 or "Complete" in ended or "SuccessCriteriaMet" in ended:
+        return Ran(seconds)
     last_pod = pods.get(followed or "")
     if followed and _exit_code(last_pod) is None:
         last_pod = kube.get("pods", followed)
