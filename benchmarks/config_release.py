@@ -77,12 +77,20 @@ def _cli(hp: Homeport, *args: str) -> float:
 
 
 def config_releases(
-    hp: Homeport, app: str, namespace: str, rounds: int
+    hp: Homeport, app: str, namespace: str, rounds: int, api: list[float]
 ) -> tuple[list[float], list[float]]:
+    """CLI rounds and kubectl rounds; `api` gets the same change made through the API alone
+    (no CLI process, no log following), to show what the CLI adds."""
     ours: list[float] = []
     theirs: list[float] = []
     for i in range(rounds):
         ours.append(_cli(hp, "config", "set", app, f"GREETING=homeport-{i}"))
+        start = time.monotonic()
+        answer = hp.api("POST", f"/api/apps/{app}/config", json={"set": {"GREETING": f"api-{i}"}})
+        job = hp.wait_job(app, answer.json()["job"], timeout=300)
+        if job["status"] != "succeeded":
+            raise SystemExit(f"the config release through the API failed: {job}")
+        api.append(time.monotonic() - start)
         start = time.monotonic()
         _kubectl("-n", namespace, "set", "env", f"deployment/{app}", f"BENCH=kubectl-{i}")
         _kubectl("-n", namespace, "rollout", "status", f"deployment/{app}", "--timeout=180s")
@@ -170,12 +178,19 @@ def main() -> None:
         if pushed.returncode != 0:
             raise SystemExit(f"the first push failed:\n{pushed.stderr}")
         image = hp.api("GET", f"/api/apps/{app}/releases").json()["releases"][0]["image"]
-        ours, theirs = config_releases(hp, app, namespace, args.rounds)
+        api: list[float] = []
+        ours, theirs = config_releases(hp, app, namespace, args.rounds, api)
         _report(
             "config release (config set -> new pods serving)",
             "kubectl set env + rollout status",
             ours,
             theirs,
+        )
+        print(
+            f"the same through the API (POST -> job ended): median {statistics.median(api):.2f} s"
+            f" ({', '.join(f'{t:.2f}' for t in api)}), ratio"
+            f" {statistics.median(api) / statistics.median(theirs):.2f}",
+            flush=True,
         )
         settings = Settings(
             namespace=namespace, data_dir=work_dir / "jobs", kubeconfig=str(KUBECONFIG)

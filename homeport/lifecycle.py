@@ -194,6 +194,13 @@ def seen(settings: Settings, keys: Iterable[str]) -> Duplicate | None:
     return Duplicate(earlier) if earlier else None
 
 
+def _env_secret(release: Release) -> str:
+    """The env Secret a release runs with (deploy.secret_of, without loading the client)."""
+    from homeport.deployer.objects import release_secret_name
+
+    return str(release.config.get("secret") or release_secret_name(release.app, release.version))
+
+
 def rollback_target(settings: Settings, app: str, version: int | None) -> Release:
     """The release a rollback restores, or NotFound / ReleaseUnavailable saying why not.
 
@@ -215,9 +222,15 @@ def rollback_target(settings: Settings, app: str, version: int | None) -> Releas
         raise ReleaseUnavailable(
             f"{what} is already live; name another release with `homeport rollback {app} --to N`"
         )
-    if current is not None and current.digest == target.digest:
+    if (
+        current is not None
+        and current.digest == target.digest
+        and _env_secret(current) == _env_secret(target)
+    ):
+        # Same image with another config (a config release) is a change worth rolling to.
         raise ReleaseUnavailable(
-            f"{what} runs the same image as the live v{current.version}; nothing would change"
+            f"{what} runs the same image and config as the live v{current.version}; nothing"
+            " would change"
         )
     releases.require_image(target)
     return target

@@ -135,3 +135,10 @@ def test_release_command_output_and_config_releases(
     assert greeting() == (200, "later")
     newest = _releases(homeport, app)[0]
     assert (newest["version"], newest["status"]) == (4, "live")
+
+    # A rollback to an earlier config of the same image restores that config.
+    rolled = _cli(homeport, "rollback", app, "--to", "2")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert greeting() == (200, "hello")
+    newest = _releases(homeport, app)[0]
+    assert (newest["version"], newest["cause"], newest["rollback_of"]) == (5, "rollback", 2)
