@@ -21,6 +21,7 @@ from typing import Any
 
 from homeport.config import Settings
 from homeport.deployer import objects
+from homeport.deployer.errors import RolloutError
 from homeport.deployer.kube import Kube, WatchEvent
 from homeport.deployer.rollout import pod_failure
 from homeport.deployer.spec import RunSpec
@@ -123,7 +124,7 @@ def _create(kube: Kube, body: Mapping[str, Any]) -> None:
         # Left by an earlier install whose records are gone: its numbers are being reused.
         kube.delete("jobs", name, cascade=True)
         time.sleep(0.5)
-    raise HomeportError(
+    raise RolloutError(
         f"Job {name} exists and could not be replaced; delete it with `kubectl -n"
         f" {kube.namespace} delete job {name}` and deploy again"
     )
@@ -143,9 +144,19 @@ def run(
     be asked (nothing ran then, or nothing is known of how it ended).
     """
     body = job(release.app, release.version, release.image, spec, secret_name)
+    name = body["metadata"]["name"]
     with Kube(settings) as kube:
         _create(kube, body)
-        return _follow(kube, body["metadata"]["name"], spec.release_timeout, emit)
+        try:
+            return _follow(kube, name, spec.release_timeout, emit)
+        except BaseException:
+            # Lost track of it, or stopped from outside (job timeout, shutdown): a command
+            # nobody follows must not go on changing data for a release that will not go live.
+            try:
+                kube.delete("jobs", name, cascade=True)
+            except HomeportError as exc:
+                log.warning("could not delete Job %s: %s", name, exc)
+            raise
 
 
 def _conditions(job_obj: Mapping[str, Any]) -> dict[str, str]:
