@@ -89,7 +89,7 @@ def test_failing_release_command_leaves_the_old_release_serving(
             _deploy(
                 settings,
                 apps.two,
-                _command("echo starting; echo 'no table users' >&2; exit 3"),
+                _command("echo starting; sleep 2; echo 'no table users' >&2; exit 3"),
                 lines,
             )
     assert str(failure.value) == (
