@@ -151,10 +151,15 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("app")
     rollback.add_argument("--to", type=int, metavar="N", help="release number (default: previous)")
     rollback.add_argument("--json", action="store_true")
-    config = sub.add_parser("config", help="app secrets, set as env in the next release")
+    config = sub.add_parser(
+        "config", help="app secrets as env; set and unset release them on the live image"
+    )
     config.add_argument("action", choices=["show", "set", "unset"])
     config.add_argument("app")
     config.add_argument("pairs", nargs="*", metavar="KEY[=VALUE]")
+    config.add_argument(
+        "--no-deploy", action="store_true", help="only store the change for the next release"
+    )
     config.add_argument("--json", action="store_true")
     cron = sub.add_parser(
         "cron", help="an app's cron schedules and last runs; `run NAME` starts one now"
@@ -353,12 +358,16 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 "commit": r["commit"][:12],
                 "image": r["image"].rpartition("@")[2][:19],
                 "rollback of": f"v{r['rollback_of']}" if r["rollback_of"] else "",
+                "cause": r.get("cause", "push"),
                 "reason": r["reason"][:70],
             }
             for r in data["releases"]
         ]
         _show(
-            args.json, data, rows, ["version", "status", "commit", "image", "rollback of", "reason"]
+            args.json,
+            data,
+            rows,
+            ["version", "status", "commit", "cause", "image", "rollback of", "reason"],
         )
         return 0
     if args.command == "rollback":
@@ -379,16 +388,24 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             pairs = dict(p.split("=", 1) for p in args.pairs if "=" in p)
             if not pairs or len(pairs) != len(args.pairs):
                 raise UsageError("config set takes KEY=VALUE pairs, e.g. API_KEY=s3cret")
-            data = client.request("POST", path, {"set": pairs})
+            data = client.request("POST", path, {"set": pairs, "deploy": not args.no_deploy})
         else:
             if not args.pairs:
                 raise UsageError("config unset takes one or more KEY names")
-            data = client.request("POST", path, {"unset": args.pairs})
+            data = client.request("POST", path, {"unset": args.pairs, "deploy": not args.no_deploy})
         rows = [{"key": k, "value": v} for k, v in sorted(data["config"].items())]
         _show(args.json, data, rows, ["key", "value"])
-        if not args.json and data.get("note"):
+        if args.json:
+            return 0
+        if data.get("note"):
             _say(data["note"])
-        return 0
+        if not data.get("job"):
+            return 0
+        # A config release: follow it like a push.
+        _say(f"-----> Releasing the new config of {args.app} (job {data['job']})")
+        client.stream(f"/api/apps/{args.app}/jobs/{data['job']}/log?follow=1")
+        job = client.request("GET", f"/api/apps/{args.app}/jobs/{data['job']}")
+        return 0 if job["status"] == "succeeded" else 1
     if args.command == "source":
         path = f"/api/apps/{args.app}/source"
         if args.set is not None:

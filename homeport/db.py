@@ -217,6 +217,7 @@ def init(data_dir: Path) -> None:
     conn = sqlite3.connect(path_in(data_dir), timeout=30)
     try:
         conn.executescript(SCHEMA)
+        _add_columns(conn)
     finally:
         conn.close()
 
@@ -232,6 +233,20 @@ def being_destroyed(conn: sqlite3.Connection, app: str) -> bool:
         (app, now() - DESTROY_STALE_SECONDS),
     ).fetchone()
     return row is not None
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Columns added to tables after their first release; older databases get them here."""
+    known = {row[1] for row in conn.execute("PRAGMA table_info(releases)")}
+    if "cause" not in known:
+        try:
+            with conn:
+                # push | webhook | rollback | config; rows from before were all pushes.
+                conn.execute("ALTER TABLE releases ADD COLUMN cause TEXT NOT NULL DEFAULT 'push'")
+        except sqlite3.OperationalError as exc:
+            # Another process starting at the same moment added it first.
+            if "duplicate column" not in str(exc):
+                raise
 
 
 def now() -> float:

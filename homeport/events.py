@@ -82,10 +82,11 @@ class Event:
 
 def cause_of(job: Job | None) -> str:
     """What started a release: how its job came in (push, github, api, hook, ...)."""
-    # Where releases record their own cause, read it from the release instead.
+    # Finer than the release's own cause (push | webhook | rollback | config): it names the
+    # forge a webhook came from.
     if job is None:
         return "recovery"
-    return "rollback" if job.kind == "rollback" else job.source
+    return job.kind if job.kind in ("rollback", "config") else job.source
 
 
 def release_url(release: Release) -> str | None:

@@ -21,6 +21,8 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, SUPERSEDED = (
     "superseded",
 )
 ENDED = frozenset({SUCCEEDED, FAILED, SUPERSEDED})
+# Job kinds: a push or webhook deploys, a rollback, a config change on the live image.
+DEPLOY, ROLLBACK, CONFIG = "deploy", "rollback", "config"
 
 
 class AppBeingDestroyed(Conflict):
@@ -169,12 +171,13 @@ def has_queued(data_dir: Path, app: str) -> bool:
     return row is not None
 
 
-def newest_queued(data_dir: Path, app: str) -> Job | None:
+def newest_queued(data_dir: Path, app: str, *, skip_kind: str | None = None) -> Job | None:
+    """The app's newest queued job, leaving out jobs of `skip_kind`."""
     with db.read(data_dir) as conn:
         row = conn.execute(
-            "SELECT * FROM jobs WHERE app = ? AND status = ? ORDER BY created_at DESC, id DESC"
-            " LIMIT 1",
-            (app, QUEUED),
+            "SELECT * FROM jobs WHERE app = ? AND status = ? AND kind != ?"
+            " ORDER BY created_at DESC, id DESC LIMIT 1",
+            (app, QUEUED, skip_kind or ""),
         ).fetchone()
     return None if row is None else _row(row)
 
@@ -182,6 +185,8 @@ def newest_queued(data_dir: Path, app: str) -> Job | None:
 def claim_next(data_dir: Path, app: str) -> tuple[Job | None, list[Job]]:
     """Start the app's newest queued job; older queued ones are superseded by it.
 
+    A config job never supersedes a deploy or rollback queued before it: that one runs
+    first and the config job stays queued (a deploy reads the config as it is then).
     Returns (the job now running or None, the jobs it superseded).
     """
     with db.connect(data_dir) as conn:
@@ -192,7 +197,8 @@ def claim_next(data_dir: Path, app: str) -> tuple[Job | None, list[Job]]:
         if not rows:
             return None, []
         queued = [_row(r) for r in rows]
-        chosen, older = queued[0], queued[1:]
+        first = next((i for i, j in enumerate(queued) if j.kind != CONFIG), 0)
+        chosen, older = queued[first], queued[first + 1 :]
         ts = db.now()
         for job in older:
             conn.execute(

@@ -1,10 +1,10 @@
 """The application layer: the one door through which work enters, the one writer of records.
 
-Work enters through `submit_deploy` and `submit_rollback` (git push, webhooks, the API and
-the CLI all call them), and a cron run started by hand through `start_cron_run`. Recording
-and queueing are one step: if the queue cannot take a job within QUEUE_WAIT, the job is
-recorded failed with the reason, so a push the user was told failed never deploys later.
-An app leaves through `destroy_app`.
+Work enters through `submit_deploy`, `submit_rollback` and `submit_config` (git push,
+webhooks, the API and the CLI all call them), and a cron run started by hand through
+`start_cron_run`. Recording and queueing are one step: if the queue cannot take a job within
+QUEUE_WAIT, the job is recorded failed with the reason, so a push the user was told failed
+never deploys later. An app leaves through `destroy_app`.
 
 A job's runner (pipeline.run_app) then moves the job and its release through their states
 with the functions below; the builder and the deployer only report outcomes. `settle` is
@@ -19,11 +19,12 @@ Release:  deploying -> live -> superseded | rolled_back;  deploying -> failed | 
 from __future__ import annotations
 
 import logging
+import shlex
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -31,7 +32,8 @@ from redis.exceptions import RedisError
 
 from homeport import apps, db, destroy, events, joblog, jobs, notify, queue, registry, releases
 from homeport.config import Settings
-from homeport.errors import Conflict, HomeportError, NotFound, StageError
+from homeport.errors import Conflict, HomeportError, InvalidInput, NotFound, StageError
+from homeport.manifest import read_manifest
 from homeport.releases import Release, ReleaseUnavailable
 
 if TYPE_CHECKING:
@@ -47,6 +49,8 @@ QUEUE_RETRY = 0.25
 # GitHub shows deliveries for 30 days and can redeliver them: dedup keys live as long.
 DEDUP_SECONDS = 30 * 24 * 3600
 SHUTDOWN_REASON = "stopped: homeport was shut down; push again to retry"
+# Job sources that are a provider's webhook (the release's cause is `webhook`).
+WEBHOOK_SOURCES = frozenset({"github", "gitea", "gitlab"})
 ORPHAN_REASON = "the worker stopped while this job ran; push again to retry"
 HUNG_REASON = "the job process stopped responding and was killed; push again to retry"
 
@@ -192,6 +196,13 @@ def seen(settings: Settings, keys: Iterable[str]) -> Duplicate | None:
     return Duplicate(earlier) if earlier else None
 
 
+def _env_secret(release: Release) -> str:
+    """The env Secret a release runs with (deploy.secret_of, without loading the client)."""
+    from homeport.deployer.objects import release_secret_name
+
+    return str(release.config.get("secret") or release_secret_name(release.app, release.version))
+
+
 def rollback_target(settings: Settings, app: str, version: int | None) -> Release:
     """The release a rollback restores, or NotFound / ReleaseUnavailable saying why not.
 
@@ -213,9 +224,15 @@ def rollback_target(settings: Settings, app: str, version: int | None) -> Releas
         raise ReleaseUnavailable(
             f"{what} is already live; name another release with `homeport rollback {app} --to N`"
         )
-    if current is not None and current.digest == target.digest:
+    if (
+        current is not None
+        and current.digest == target.digest
+        and _env_secret(current) == _env_secret(target)
+    ):
+        # Same image with another config (a config release) is a change worth rolling to.
         raise ReleaseUnavailable(
-            f"{what} runs the same image as the live v{current.version}; nothing would change"
+            f"{what} runs the same image and config as the live v{current.version}; nothing"
+            " would change"
         )
     releases.require_image(target)
     return target
@@ -257,6 +274,57 @@ def start_cron_run(settings: Settings, app: str, name: str) -> str:
     return cron.run_now(settings, app, name)
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A config change kept for a later release; `note` says which."""
+
+    note: str
+
+
+def submit_config(
+    settings: Settings,
+    conn: redis.Redis,
+    *,
+    app: str,
+    values: Mapping[str, str],
+    unset: Iterable[str],
+    deploy: bool,
+    source: str,
+) -> Submitted | Stored:
+    """Store a config change, then record and queue a release of it on the live image.
+
+    With `deploy` off, or before the app's first release, the change is only stored.
+    """
+    from homeport.deployer import appconfig
+
+    apps.check_app_name(app)
+    names = list(unset)
+    try:
+        if values:
+            appconfig.set_values(settings, app, values)
+        if names:
+            appconfig.unset(settings, app, names)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    current = releases.live(settings.data_dir, app)
+    if not deploy:
+        return Stored(f"stored; applies with the next release of {app} (a push or a config change)")
+    if current is None:
+        return Stored(f"stored; {app} has no live release yet, so it applies on the first deploy")
+    job = jobs.create(
+        settings.data_dir,
+        app=app,
+        kind=jobs.CONFIG,
+        ref=f"refs/heads/{settings.deploy_branch}",
+        commit=current.commit,
+        old_sha="0" * 40,
+        source=source,
+        params={"base": current.version},
+    )
+    _enter(settings, conn, job)
+    return Submitted(job, target=current)
+
+
 # -- a runner's jobs -------------------------------------------------------------------------
 
 
@@ -277,14 +345,18 @@ def check_newest(settings: Settings, job: jobs.Job) -> None:
     Called once the image is built: rolling it out would only be replaced by the newer job at
     once, so a burst of pushes to one app rolls out its last commit, not every one.
     """
-    newer = jobs.newest_queued(settings.data_dir, job.app)
+    # A queued config change does not stop a deploy: the deploy reads the config as it is.
+    newer = jobs.newest_queued(settings.data_dir, job.app, skip_kind=jobs.CONFIG)
     if newer is not None:
         raise Superseded(newer)
 
 
 def newer_queued(settings: Settings, job: jobs.Job) -> bool:
-    """Whether a newer job of the app waits: asked while the job builds, to stop early."""
-    return jobs.newest_queued(settings.data_dir, job.app) is not None
+    """Whether a newer deploy of the app waits: asked while the job builds, to stop early.
+
+    As in check_newest, a queued config change is not one.
+    """
+    return jobs.newest_queued(settings.data_dir, job.app, skip_kind=jobs.CONFIG) is not None
 
 
 def supersede(settings: Settings, job: jobs.Job, newer: jobs.Job) -> None:
@@ -520,9 +592,55 @@ def deploy_release(
         image=image,
         config=deployer.snapshot(spec, env),
         job_id=job.id,
+        cause="webhook" if job.source in WEBHOOK_SOURCES else "push",
     )
+    if spec.release_command:
+        _release_command(settings, release, previous, spec, env=env, emit=emit)
     emit(f"-----> Rolling out {job.app} v{release.version} ({deployer.short_image(image)})")
     return _roll(settings, release, previous, env, emit)
+
+
+def _release_command(
+    settings: Settings,
+    release: Release,
+    previous: Release | None,
+    spec: RunSpec,
+    *,
+    env: Mapping[str, str] | None,
+    emit: Emit,
+) -> None:
+    """Run the release's command before any web pod changes; ReleaseFailed if it fails.
+
+    `env` creates the release's Secret first (None: the release reuses an existing one).
+    A failure leaves the previous release untouched: nothing of the new one was applied.
+    """
+    deployer = _deployer()
+    from homeport.deployer import release_job
+
+    app, version = release.app, release.version
+    shown = shlex.join(spec.release_command)
+    emit(f"-----> Running the release command of {app} v{version}: {shown}")
+    try:
+        if env is not None:
+            deployer.create_secret(settings, release, env)
+        outcome = release_job.run(
+            settings, release, spec, secret_name=deployer.secret_of(release), emit=emit
+        )
+    except HomeportError as exc:
+        outcome = release_job.CommandFailed(f"release command could not run: {exc}")
+    except BaseException as exc:
+        reason = f"interrupted while the release command ran ({type(exc).__name__})"
+        releases.mark(settings.data_dir, app, version, "failed", reason)
+        raise
+    if isinstance(outcome, release_job.CommandFailed):
+        releases.mark(settings.data_dir, app, version, "failed", outcome.reason)
+        kept = (
+            f"v{previous.version} is still live"
+            if previous is not None
+            else "nothing was rolled out; fix the command and push again"
+        )
+        raise ReleaseFailed(f"{app} v{version} failed: {outcome.reason}; {kept}")
+    emit(f"       release command finished in {outcome.seconds:.1f}s")
 
 
 def rollback_release(settings: Settings, job: jobs.Job, emit: Emit) -> Release:
@@ -546,12 +664,64 @@ def rollback_release(settings: Settings, job: jobs.Job, emit: Emit) -> Release:
         config={**target.config, "secret": deployer.secret_of(target)},
         job_id=job.id,
         rollback_of=target.version,
+        cause="rollback",
     )
     emit(
         f"-----> Rolling back {job.app} to v{target.version} as v{release.version}"
         f" ({deployer.short_image(target.image)})"
     )
+    spec = deployer.spec_of(target)
+    if spec.release_command and spec.release_rerun_on_rollback:
+        emit("       the release command runs again: [release] rerun_on_rollback = true")
+        _release_command(settings, release, current, spec, env=None, emit=emit)
+    elif spec.release_command:
+        emit(
+            "       the release command is not run for a rollback"
+            " (set [release] rerun_on_rollback = true to run it)"
+        )
     return _roll(settings, release, current, None, emit)
+
+
+def config_release(settings: Settings, job: jobs.Job, emit: Emit) -> Release:
+    """Roll the live image out again with the app's config as it is now, as a new release.
+
+    A config that keeps the app from becoming ready is rolled back to the previous release,
+    whose Secret holds the previous config.
+    """
+    deployer = _deployer()
+    settle(settings, job.app)
+    current = releases.live(settings.data_dir, job.app)
+    if current is None:
+        raise StageError(
+            f"{job.app} has no live release to apply the config to; it is stored and applies"
+            " with the next deploy"
+        )
+    # The release record keeps env names only: [env] values come from the live commit.
+    manifest = read_manifest(apps.repo_path(settings.data_dir, job.app), current.commit)
+    spec = replace(deployer.spec_of(current), env=dict(manifest.env))
+    env = deployer.release_env(settings, job.app, spec)
+    release = releases.create(
+        settings.data_dir,
+        app=job.app,
+        commit=current.commit,
+        image=current.image,
+        config=deployer.snapshot(spec, env),
+        job_id=job.id,
+        cause="config",
+    )
+    emit(
+        f"-----> Rolling out {job.app} v{release.version}: new config on the image of"
+        f" v{current.version} ({deployer.short_image(current.image)})"
+    )
+    if spec.release_command:
+        emit("       the release command is not run for a config change (same image)")
+    try:
+        return _roll(settings, release, current, env, emit)
+    except ReleaseFailed as exc:
+        raise ReleaseFailed(
+            f"{exc}; the new config stays stored and applies with the next deploy: change it"
+            f" with `homeport config set|unset {job.app}`"
+        ) from exc
 
 
 def settle(settings: Settings, app: str, emit: Emit | None = None) -> list[Release]:
@@ -631,6 +801,16 @@ def _pushed(settings: Settings, app: str) -> dict[str, set[str]]:
     return pushed
 
 
+def _drop_release_jobs(settings: Settings, app: str, dropped: list[Release]) -> None:
+    """Finished release-command Jobs go with their release's retention."""
+    from homeport.deployer import release_job
+
+    try:
+        release_job.drop_jobs(settings, app, {r.version for r in dropped})
+    except HomeportError as exc:
+        log.warning("release command Jobs of %s were not cleaned up: %s", app, exc)
+
+
 def keep_releases(settings: Settings, app: str, emit: Emit) -> None:
     """Drop images and Secrets of releases outside retention; never fails the deploy.
 
@@ -644,6 +824,8 @@ def keep_releases(settings: Settings, app: str, emit: Emit) -> None:
     every = releases.history(settings.data_dir, app)
     kept, dropped = retained(every, releases.live(settings.data_dir, app), settings.keep_releases)
     pushed = _pushed(settings, app)
+    if dropped:
+        _drop_release_jobs(settings, app, dropped)
     if not dropped and set(pushed) <= {r.digest for r in kept}:
         # Nothing falls outside retention: spare the cluster, registry and engine the calls.
         return

@@ -101,6 +101,15 @@ class IngressConfig:
 
 
 @dataclass(frozen=True)
+class ReleaseConfig:
+    """[release]: a command run from the new image before its web pods start."""
+
+    command: tuple[str, ...] = ()
+    timeout: int = 300
+    rerun_on_rollback: bool = False
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A parsed, validated homeport.toml."""
 
@@ -112,6 +121,7 @@ class Manifest:
     volumes: tuple[Volume, ...] = ()
     processes: Mapping[str, ProcessSpec] = field(default_factory=lambda: MappingProxyType({}))
     cron: Mapping[str, CronSpec] = field(default_factory=lambda: MappingProxyType({}))
+    release: ReleaseConfig = field(default_factory=ReleaseConfig)
 
     def check_app(self, app: str) -> None:
         """Refuse names that do not fit the app's object names (`<app>-<cron>` CronJobs)."""
@@ -136,6 +146,9 @@ class Manifest:
             processes=dict(self.processes),
             cron=dict(self.cron),
             volumes=self.volumes,
+            release_command=self.release.command,
+            release_timeout=self.release.timeout,
+            release_rerun_on_rollback=self.release.rerun_on_rollback,
         )
 
 
@@ -327,6 +340,25 @@ def _string_table(what: str) -> _Check:
     return check
 
 
+def _command(key: str, value: Any) -> tuple[str, ...]:
+    """A program and its arguments: [release], [processes.NAME] and [cron.NAME] commands."""
+    allowed = 'use a non-empty list of strings, the program and its arguments, e.g. ["/app/run"]'
+    if not isinstance(value, list) or not 0 < len(value) <= MAX_ARGS:
+        raise _refuse(key, value, allowed)
+    for item in value:
+        if not isinstance(item, str) or len(item) > MAX_VALUE_CHARS or "\0" in item:
+            raise _refuse(key, value, allowed)
+    if not value[0]:
+        raise _refuse(key, value, allowed + " whose first item names the program")
+    return tuple(value)
+
+
+def _flag(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _refuse(key, value, "use true or false")
+    return value
+
+
 _KEYS: dict[str, dict[str, _Check]] = {
     "build": {
         "dockerfile": _dockerfile,
@@ -346,20 +378,24 @@ _KEYS: dict[str, dict[str, _Check]] = {
         "timeout": _int_between(1, 3600, "a number of seconds"),
     },
     "ingress": {"host": _host},
+    "release": {
+        "command": _command,
+        # A release command holds up the deploy while it runs: an hour at most.
+        "timeout": _int_between(1, 3600, "a number of seconds"),
+        "rerun_on_rollback": _flag,
+    },
 }
-_TABLES = ("build", "run", "healthcheck", "env", "ingress", "volumes", "processes", "cron")
-
-
-def _command(key: str, value: Any) -> tuple[str, ...]:
-    allowed = 'use a non-empty list of strings, e.g. ["/app/worker", "--queue", "default"]'
-    if not isinstance(value, list) or not 0 < len(value) <= MAX_ARGS:
-        raise _refuse(key, value, allowed)
-    for arg in value:
-        if not isinstance(arg, str) or len(arg) > MAX_VALUE_CHARS or "\0" in arg:
-            raise _refuse(key, value, allowed)
-    if not value[0]:
-        raise _refuse(key, value, allowed + " whose first item names the program")
-    return tuple(value)
+_TABLES = (
+    "build",
+    "run",
+    "healthcheck",
+    "env",
+    "ingress",
+    "release",
+    "volumes",
+    "processes",
+    "cron",
+)
 
 
 def _volume_names(key: str, value: Any) -> tuple[str, ...]:
@@ -548,4 +584,5 @@ def _manifest(data: Mapping[str, Any]) -> Manifest:
             }
         ),
         volumes=volumes,
+        release=ReleaseConfig(**_section("release", data)),
     )

@@ -95,6 +95,11 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
         lifecycle.keep_releases(settings, job.app, out)
         _move_branch(settings, job)
         return rolled.version
+    if job.kind == jobs.CONFIG:
+        # Same image and commit as the live release: no build, the branch stays where it is.
+        changed = lifecycle.config_release(settings, job, out)
+        lifecycle.keep_releases(settings, job.app, out)
+        return changed.version
     repo_path = apps.repo_path(settings.data_dir, job.app)
     repo = apps.open_repo(settings.data_dir, job.app)
     try:

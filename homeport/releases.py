@@ -27,6 +27,8 @@ from homeport import db, registry
 from homeport.errors import Conflict, NotFound
 
 Status = Literal["deploying", "live", "failed", "rolled_back", "superseded"]
+# What made a release: a git push, a provider's webhook, a rollback or a config change.
+Cause = Literal["push", "webhook", "rollback", "config"]
 # Statuses of releases that once served traffic, i.e. fit rollback targets.
 WAS_LIVE: tuple[Status, ...] = ("live", "rolled_back", "superseded")
 
@@ -46,6 +48,7 @@ class Release:
     updated_at: float
     rollback_of: int | None = None
     job_id: str | None = None
+    cause: Cause = "push"
 
     @property
     def digest(self) -> str:
@@ -66,6 +69,7 @@ class Release:
             "updated_at": self.updated_at,
             "rollback_of": self.rollback_of,
             "job_id": self.job_id,
+            "cause": self.cause,
         }
 
 
@@ -82,6 +86,8 @@ def _row(row: sqlite3.Row) -> Release:
         updated_at=row["updated_at"],
         rollback_of=row["rollback_of"],
         job_id=row["job_id"],
+        # Rows from before causes were recorded were all pushes.
+        cause=row["cause"] if "cause" in row.keys() else "push",
     )
 
 
@@ -94,6 +100,7 @@ def create(
     config: dict[str, Any],
     job_id: str | None = None,
     rollback_of: int | None = None,
+    cause: Cause = "push",
 ) -> Release:
     """Record a new `deploying` release with the next version number of the app."""
     db.init(data_dir)
@@ -105,9 +112,9 @@ def create(
         version = int(last) + 1
         conn.execute(
             "INSERT INTO releases (app, version, commit_sha, image, config, status, reason,"
-            " rollback_of, job_id, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, 'deploying', '', ?, ?, ?, ?)",
-            (app, version, commit, image, json.dumps(config), rollback_of, job_id, now, now),
+            " rollback_of, job_id, created_at, updated_at, cause)"
+            " VALUES (?, ?, ?, ?, ?, 'deploying', '', ?, ?, ?, ?, ?)",
+            (app, version, commit, image, json.dumps(config), rollback_of, job_id, now, now, cause),
         )
     return get(data_dir, app, version)
 

@@ -66,8 +66,9 @@ def test_releases_rollback_config_and_logs(homeport: Homeport, work: WorkTree) -
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr and bad.stderr.endswith("\n")
     assert _cli(homeport, "rollback").returncode == 2  # argparse's usage error
 
+    # The newest job is the config release of `config unset` (set made v4).
     logs = _cli(homeport, "logs", "blog")
-    assert "blog v3 is live" in logs.stdout and logs.stdout.endswith("\n")
+    assert "blog v5 is live" in logs.stdout and logs.stdout.endswith("\n")
 
     # A reader that went away (`homeport logs blog | head`) ends the CLI quietly: its
     # stdout is a pipe whose read end is already closed, so every write fails.

@@ -233,3 +233,45 @@ def test_a_cron_run_needs_an_app_with_a_live_release(tmp_path: Path) -> None:
     db.init(tmp_path)
     with pytest.raises(Conflict, match="blog has no live release, so no cron to run; push"):
         lifecycle.start_cron_run(settings, "blog", "backup")
+
+
+def test_a_config_job_never_supersedes_an_earlier_deploy(tmp_path: Path, redis_url: str) -> None:
+    """A deploy queued before a config job runs first; the config job waits, then runs."""
+    settings = _settings(tmp_path, redis_url)
+    conn = redis.Redis.from_url(redis_url)
+    deploy = _submit(settings, conn, "blog", "a" * 40)
+    config = jobs.create(
+        tmp_path,
+        app="blog",
+        kind=jobs.CONFIG,
+        ref="refs/heads/main",
+        commit="a" * 40,
+        old_sha="0" * 40,
+        source="api",
+    )
+    assert jobs.newest_queued(tmp_path, "blog", skip_kind=jobs.CONFIG) == deploy
+    running = lifecycle.claim(settings, conn, "blog")
+    assert running is not None and running.id == deploy.id
+    assert jobs.get(tmp_path, config.id).status == jobs.QUEUED
+    lifecycle.succeed(settings, running, None)
+    after = lifecycle.claim(settings, conn, "blog")
+    assert after is not None and after.id == config.id
+
+
+def test_a_deploy_supersedes_an_earlier_config_job(tmp_path: Path, redis_url: str) -> None:
+    """A deploy reads the config as it is then: a config job queued before it is superseded."""
+    settings = _settings(tmp_path, redis_url)
+    conn = redis.Redis.from_url(redis_url)
+    config = jobs.create(
+        tmp_path,
+        app="blog",
+        kind=jobs.CONFIG,
+        ref="refs/heads/main",
+        commit="a" * 40,
+        old_sha="0" * 40,
+        source="api",
+    )
+    deploy = _submit(settings, conn, "blog", "b" * 40)
+    running = lifecycle.claim(settings, conn, "blog")
+    assert running is not None and running.id == deploy.id
+    assert jobs.get(tmp_path, config.id).status == jobs.SUPERSEDED

@@ -319,6 +319,21 @@ def test_volumes_are_read_into_the_run_spec() -> None:
     assert parse_manifest("").run_spec().volumes == ()
 
 
+def test_release_command_is_carried_in_the_run_spec() -> None:
+    """[release] command, timeout and rerun_on_rollback reach the RunSpec and survive JSON."""
+    manifest = parse_manifest(
+        '[release]\ncommand = ["/app/migrate", "--to", "latest"]\ntimeout = 90\n'
+        "rerun_on_rollback = true\n"
+    )
+    spec = manifest.run_spec()
+    assert spec.release_command == ("/app/migrate", "--to", "latest")
+    assert (spec.release_timeout, spec.release_rerun_on_rollback) == (90, True)
+    assert RunSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    default = parse_manifest("").run_spec()
+    assert (default.release_command, default.release_timeout) == ((), 300)
+    assert default.release_rerun_on_rollback is False
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -429,3 +444,23 @@ def test_bad_volumes_are_refused_naming_the_key(text: str, message: str) -> None
     with pytest.raises(ManifestError) as failure:
         parse_manifest(text)
     assert message in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("command = []", "release.command = [...] is not allowed: use a non-empty list"),
+        ('command = "/app/migrate"', 'release.command = "/app/migrate" is not allowed'),
+        ("command = [1]", "release.command = [...] is not allowed"),
+        ('command = [""]', "whose first item names the program"),
+        ("timeout = 0", "release.timeout = 0 is not allowed: use a number of seconds between 1"),
+        ("timeout = 3601", "release.timeout = 3601 is not allowed"),
+        ("rerun_on_rollback = 1", "release.rerun_on_rollback = 1 is not allowed: use true or"),
+        ("retries = 2", "unknown key release.retries; [release] takes command, timeout"),
+    ],
+)
+def test_bad_release_settings_name_the_key(text: str, message: str) -> None:
+    """Each bad [release] value is refused with a message naming the key."""
+    with pytest.raises(ManifestError) as refused:
+        parse_manifest(f"[release]\n{text}\n")
+    assert message in str(refused.value)

@@ -179,6 +179,13 @@ def _create_secret(kube: Kube, release: Release, env: Mapping[str, str]) -> None
             )
 
 
+def create_secret(settings: Settings, release: Release, env: Mapping[str, str]) -> None:
+    """Create the release's env Secret ahead of its rollout, for its release command."""
+    with Kube(settings) as kube:
+        kube.ensure_namespace()
+        _create_secret(kube, release, env)
+
+
 def _restore(
     kube: Kube,
     settings: Settings,

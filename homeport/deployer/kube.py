@@ -202,7 +202,7 @@ class Kube:
         query: Mapping[str, str | int] | None = None,
         body: Any = None,
         content_type: str = "application/json",
-        timeout: float | tuple[float, float] = REQUEST_TIMEOUT,
+        timeout: float | tuple[float, float | None] = REQUEST_TIMEOUT,
     ) -> Any:
         """One HTTP call, retried while the server is unreachable or answers 5xx/429."""
         headers = {"Accept": "application/json"}
@@ -311,7 +311,7 @@ class Kube:
     def delete(self, kind: str, name: str, *, cascade: bool = False) -> bool:
         """Delete the object; False when it was already gone.
 
-        `cascade` deletes what it owns too (a CronJob's Jobs and their pods), whatever the
+        `cascade` deletes what it owns too (a CronJob's Jobs, a Job's pods), whatever the
         kind's default.
         """
         query: dict[str, str | int] = {"propagationPolicy": "Background"} if cascade else {}
@@ -350,6 +350,40 @@ class Kube:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             return 0, str(exc).encode()
         return int(resp.status), resp.read() or b""
+
+    def read_log(self, pod: str, limit_bytes: int) -> str | None:
+        """The pod's output so far (its first `limit_bytes`), or None when the pod is gone."""
+        path = self.path("pods", pod) + "/log"
+        resp = self._send("GET", path, query={"limitBytes": limit_bytes})
+        raw: bytes = resp.read() or b""
+        if resp.status == 404:
+            return None
+        if not 200 <= resp.status < 300:
+            raise self._error("GET", path, int(resp.status), raw)
+        return raw.decode("utf-8", "replace")
+
+    def follow_log(self, pod: str, stop: threading.Event) -> Iterator[str]:
+        """The pod's output line by line as it is written, until the container ends or
+        `stop` is set; a dropped connection ends it early."""
+        path = self.path("pods", pod) + "/log"
+        # No read timeout: a quiet command may print nothing for minutes; `stop` ends it.
+        resp = self._send("GET", path, query={"follow": "true"}, timeout=(5.0, None))
+        if not 200 <= resp.status < 300:
+            raise self._error("GET", path, int(resp.status), resp.read())
+        raw = resp.response
+        buffer = b""
+        try:
+            with _ClosingOn(stop, raw):
+                for chunk in raw.stream(amt=None, decode_content=False):
+                    buffer += chunk
+                    while b"\n" in buffer:
+                        line, buffer = buffer.split(b"\n", 1)
+                        yield line.decode("utf-8", "replace").rstrip("\r")
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if not stop.is_set():
+                log.warning("log stream of pod %s ended: %s", pod, exc)
+        if buffer:
+            yield buffer.decode("utf-8", "replace").rstrip("\r")
 
     # -- watches ---------------------------------------------------------------------------
 

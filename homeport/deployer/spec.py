@@ -57,6 +57,10 @@ class RunSpec:
     processes: Mapping[str, ProcessSpec] = field(default_factory=dict)
     cron: Mapping[str, CronSpec] = field(default_factory=dict)
     volumes: tuple[Volume, ...] = ()
+    release_command: tuple[str, ...] = ()
+    """[release] command, run as a Job before the web pods change; empty: none."""
+    release_timeout: int = 300
+    release_rerun_on_rollback: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready snapshot."""
@@ -65,6 +69,7 @@ class RunSpec:
         data["processes"] = {name: asdict(p) for name, p in self.processes.items()}
         data["cron"] = {name: asdict(c) for name, c in self.cron.items()}
         data["volumes"] = [asdict(v) for v in self.volumes]
+        data["release_command"] = list(self.release_command)
         return data
 
     @classmethod
@@ -88,6 +93,7 @@ class RunSpec:
             for name, c in (values.get("cron") or {}).items()
         }
         values["volumes"] = tuple(Volume(**v) for v in values.get("volumes") or ())
+        values["release_command"] = tuple(values.get("release_command") or ())
         return cls(**values)
 
 

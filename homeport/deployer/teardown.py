@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from homeport.config import Settings
 from homeport.deployer import objects, volumes
 from homeport.deployer.kube import ApiError, Kube
+from homeport.deployer.processes import PART_OF
 
 # Dependents (ReplicaSets, pods, a Job's pods) go with their owner, in the background: the
 # default for batch/v1 Jobs would orphan their pods.
@@ -47,11 +48,14 @@ def remove_app(
     deleted: list[str] = []
     with Kube(settings) as kube:
         # The workloads first, so nothing starts again on what goes next.
-        for kind in ("cronjobs", "jobs"):
-            for item in kube.list(kind, selector=objects.selector(app)).get("items") or []:
-                name = str(item["metadata"]["name"])
-                if _delete(kube, kind, name):
-                    deleted.append(f"{kind}/{name}")
+        # The app's own objects (release-command Jobs) carry its name; processes and cron
+        # entries (their Deployments, CronJobs and runs) say they are part of it.
+        for kind in ("cronjobs", "jobs", "deployments"):
+            for selector in (objects.selector(app), f"{PART_OF}={app}"):
+                for item in kube.list(kind, selector=selector).get("items") or []:
+                    name = str(item["metadata"]["name"])
+                    if name != app and _delete(kube, kind, name):
+                        deleted.append(f"{kind}/{name}")
         for kind in ("deployments", "ingresses", "services"):
             if _delete(kube, kind, app):
                 deleted.append(f"{kind}/{app}")

@@ -137,6 +137,20 @@ def ensure(settings: Settings, kube: Kube, app: str, spec: RunSpec, emit: Emit) 
     return exclusive
 
 
+def create_missing(settings: Settings, kube: Kube, app: str, spec: RunSpec, emit: Emit) -> None:
+    """Create the release's claims that do not exist yet, for a pod that runs before the
+    rollout (the release command); ensure() does the rest when the rollout starts."""
+    for volume in spec.volumes:
+        body = objects.volume_claim(
+            app, volume, settings.storage_class, settings.volume_access_mode
+        )
+        if kube.create(body) is not None:
+            emit(
+                f"       volume {volume.name}: created claim {body['metadata']['name']}"
+                f" ({volume.size})"
+            )
+
+
 def kept_claims(kube: Kube, app: str) -> list[str]:
     """Names of the app's claims (every volume it ever had that nobody deleted)."""
     listed = kube.list("persistentvolumeclaims", selector=objects.selector(app))

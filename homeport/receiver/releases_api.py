@@ -123,9 +123,12 @@ async def rollback(request: Request) -> Response:
 
 
 async def config(request: Request) -> Response:
-    """GET shows the app's config secrets masked; POST {"set": {...}, "unset": [...]}."""
+    """GET shows the app's config secrets masked; POST {"set": {...}, "unset": [...]} makes
+    a release of the change on the live image (202 with its job), or only stores it with
+    "deploy": false or before the app's first release (200 with a note)."""
     app = apps.check_app_name(request.path_params["app"])
-    settings = state_of(request).settings
+    state = state_of(request)
+    settings = state.settings
     # Imported on first use: the Kubernetes client is large, and most receivers never need it.
     from homeport.deployer import appconfig
 
@@ -135,32 +138,50 @@ async def config(request: Request) -> Response:
     body = await read_capped(request, 256 * 1024)
     if body is None:
         return _error(413, "body over 256 KiB")
+    how = 'send {"set": {"KEY": "value"}, "unset": ["KEY"], "deploy": true}'
     try:
         data = parse_json(body or b"{}")
     except BadJSON as exc:
-        return _error(400, f'{exc}; send {{"set": {{"KEY": "value"}}, "unset": ["KEY"]}}')
+        return _error(400, f"{exc}; {how}")
     if not isinstance(data, dict):
-        return _error(400, 'send {"set": {"KEY": "value"}, "unset": ["KEY"]}')
+        return _error(400, how)
     to_set = data.get("set") or {}
     to_unset = data.get("unset") or []
+    deploy = data.get("deploy", True)
     if not isinstance(to_set, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in to_set.items()
     ):
         return _error(400, "set must map names to string values")
     if not isinstance(to_unset, list) or not all(isinstance(k, str) for k in to_unset):
         return _error(400, "unset must be a list of names")
-    try:
-        if to_set:
-            await asyncio.to_thread(appconfig.set_values, settings, app, to_set)
-        if to_unset:
-            await asyncio.to_thread(appconfig.unset, settings, app, to_unset)
-    except ValueError as exc:
-        return _error(400, str(exc))
+    if not isinstance(deploy, bool):
+        return _error(400, "deploy must be true (make a release now) or false (only store)")
+    if not to_set and not to_unset:
+        return _error(400, f"nothing to change; {how}")
+
+    def submit() -> lifecycle.Submitted | lifecycle.Stored:
+        return lifecycle.submit_config(
+            settings,
+            state.redis,
+            app=app,
+            values=to_set,
+            unset=to_unset,
+            deploy=deploy,
+            source="api",
+        )
+
+    submitted = await asyncio.to_thread(submit)
     shown = await asyncio.to_thread(appconfig.show, settings, app)
+    if isinstance(submitted, lifecycle.Stored):
+        return JSONResponse({"app": app, "config": shown, "note": submitted.note})
+    job = submitted.job
     return JSONResponse(
         {
             "app": app,
             "config": shown,
-            "note": "takes effect with the next deploy; push or roll back to apply it",
-        }
+            "job": job.id,
+            "base": submitted.target.version if submitted.target else None,
+            "log": f"/api/apps/{app}/jobs/{job.id}/log",
+        },
+        status_code=202,
     )

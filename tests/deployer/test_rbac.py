@@ -62,6 +62,7 @@ def test_service_account_has_least_privilege(settings: Settings, cluster: Path) 
             ("delete", "cronjobs.batch"),
             ("create", "jobs.batch"),
             ("list", "jobs.batch"),
+            ("watch", "jobs.batch"),
             ("delete", "jobs.batch"),
             ("delete", "services"),
             ("create", "persistentvolumeclaims"),
@@ -79,6 +80,7 @@ def test_service_account_has_least_privilege(settings: Settings, cluster: Path) 
             ("deletecollection", "secrets"),
             ("create", "rolebindings.rbac.authorization.k8s.io"),
             ("patch", "namespaces"),
+            ("patch", "jobs.batch"),
         ]
         assert [(v, r) for v, r in allowed if not _can(cluster, ns, v, r)] == []
         assert [(v, r) for v, r in denied if _can(cluster, ns, v, r)] == []
