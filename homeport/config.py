@@ -202,6 +202,8 @@ class Settings:
     """Releases per app whose images and Secrets are kept for rollback."""
     rollback_on_failure: bool = True
     """Roll back automatically when a new release does not become ready."""
+    run_timeout: int = 3600
+    """Seconds a one-off command (`homeport run`) may run before Kubernetes stops it."""
 
     @property
     def job_wait(self) -> float:
@@ -286,6 +288,7 @@ class Settings:
             "min_free_disk": parse_size,
             "keep_releases": _positive_int,
             "rollback_on_failure": _bool,
+            "run_timeout": _positive_int,
         }
         values: dict[str, Any] = {}
         for field in fields(cls):

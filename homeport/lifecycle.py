@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 
 from homeport import apps, db, joblog, jobs, queue, registry, releases
 from homeport.config import Settings
-from homeport.errors import HomeportError, StageError
+from homeport.errors import Conflict, HomeportError, StageError
 from homeport.releases import Release, ReleaseUnavailable
 
 if TYPE_CHECKING:
@@ -549,3 +549,26 @@ def keep_releases(settings: Settings, app: str, emit: Emit) -> None:
             f"       removed {len(removed)} image(s) from the registry and {len(untagged)} "
             "from the Docker engine (releases no longer kept)"
         )
+
+
+# -- one-off commands ----------------------------------------------------------------------
+
+
+def start_run(
+    settings: Settings, *, app: str, command: object, process: str = "web"
+) -> dict[str, Any]:
+    """Start a one-off command from the app's live release; its status (with the run id).
+
+    The run's pod is its record (see deployer/runs.py): nothing is written here.
+    """
+    from homeport.deployer import runs
+
+    argv = runs.check_command(command)
+    release = releases.live(settings.data_dir, app)
+    if release is None:
+        raise Conflict(
+            f"app '{app}' has no live release to run a command in; push to deploy it first"
+            f" (`homeport releases {app}` shows its releases)"
+        )
+    status: dict[str, Any] = runs.start(settings, release, argv, process).to_dict()
+    return status

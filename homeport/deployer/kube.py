@@ -59,6 +59,7 @@ _KINDS = {
     "Service": "services",
     "Deployment": "deployments",
     "Ingress": "ingresses",
+    "Pod": "pods",
 }
 _VERBS = {"GET": "read", "POST": "create", "PATCH": "change", "PUT": "replace", "DELETE": "delete"}
 
@@ -196,7 +197,7 @@ class Kube:
         query: Mapping[str, str | int] | None = None,
         body: Any = None,
         content_type: str = "application/json",
-        timeout: float | tuple[float, float] = REQUEST_TIMEOUT,
+        timeout: float | tuple[float, float | None] = REQUEST_TIMEOUT,
     ) -> Any:
         """One HTTP call, retried while the server is unreachable or answers 5xx/429."""
         headers = {"Accept": "application/json"}
@@ -339,6 +340,39 @@ class Kube:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             return 0, str(exc).encode()
         return int(resp.status), resp.read() or b""
+
+    def stream(
+        self, path: str, stop: threading.Event, *, query: Mapping[str, str | int] | None = None
+    ) -> Iterator[bytes]:
+        """GET a body that arrives over time (a pod's log): its lines as they come.
+
+        Ends when the server ends the body or soon after `stop` is set; no read timeout, since a
+        followed log may stay quiet for hours.
+        """
+        resp = self._send("GET", path, query=query, timeout=(5.0, None))
+        if not 200 <= resp.status < 300:
+            raise self._error("GET", path, int(resp.status), resp.read() or b"")
+        raw = resp.response
+        buffer = b""
+        with _ClosingOn(stop, raw):
+            try:
+                for chunk in raw.stream(amt=None, decode_content=False):
+                    buffer += chunk
+                    while b"\n" in buffer:
+                        line, buffer = buffer.split(b"\n", 1)
+                        yield line + b"\n"
+                    if stop.is_set():
+                        return
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if stop.is_set():
+                    return
+                raise ClusterUnreachable(
+                    f"the stream of {path} from the Kubernetes API server at {self.server}"
+                    f" broke ({type(exc).__name__}: {exc})",
+                    0,
+                ) from exc
+        if buffer:
+            yield buffer
 
     # -- watches ---------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from homeport import db
 from homeport.config import Settings
 from homeport.errors import HomeportError, Unavailable, http_status
 from homeport.hooks.update import PushContext
-from homeport.receiver import api, releases_api, webhooks
+from homeport.receiver import api, releases_api, runtime_api, webhooks
 from homeport.receiver.git import asgi_git_app
 from homeport.receiver.state import State, client_address
 from homeport.receiver.throttle import Throttle, too_many
@@ -119,6 +119,11 @@ def create_app(settings: Settings, token: str, conn: redis.Redis | None = None) 
         Route("/api/apps/{app}/rollback", releases_api.rollback, methods=["POST"]),
         Route("/api/apps/{app}/config", releases_api.config, methods=["GET", "POST"]),
         Route("/api/apps/{app}/source", api.source, methods=["GET", "PUT", "DELETE"]),
+        Route("/api/apps/{app}/runs", runtime_api.create_run, methods=["POST"]),
+        Route("/api/apps/{app}/runs/{run}", runtime_api.get_run),
+        Route("/api/apps/{app}/runs/{run}/log", runtime_api.run_log),
+        Route("/api/apps/{app}/logs", runtime_api.app_logs),
+        Route("/api/apps/{app}/ps", runtime_api.app_ps),
         Mount("/git", app=asgi_git_app(PushContext(settings, conn), token, throttle)),
     ]
     app = Starlette(

@@ -48,6 +48,8 @@ def test_service_account_has_least_privilege(settings: Settings, cluster: Path) 
             ("create", "deployments.apps"),
             ("list", "replicasets.apps"),
             ("watch", "pods"),
+            ("create", "pods"),
+            ("delete", "pods"),
             ("get", "pods/log"),
             ("list", "events"),
             ("create", "secrets"),
@@ -60,8 +62,9 @@ def test_service_account_has_least_privilege(settings: Settings, cluster: Path) 
         denied = [
             ("list", "secrets"),
             ("watch", "secrets"),
-            ("create", "pods"),
             ("create", "pods/exec"),
+            ("create", "pods/attach"),
+            ("patch", "pods"),
             ("delete", "deployments.apps"),
             ("create", "serviceaccounts/token"),
             ("create", "rolebindings.rbac.authorization.k8s.io"),
@@ -71,6 +74,7 @@ def test_service_account_has_least_privilege(settings: Settings, cluster: Path) 
         assert [(v, r) for v, r in denied if _can(cluster, ns, v, r)] == []
         for other in ("default", "kube-system"):
             assert not _can(cluster, other, "patch", "deployments.apps")
+            assert not _can(cluster, other, "create", "pods")
             assert not _can(cluster, other, "get", "secrets")
     finally:
         if made_home:
