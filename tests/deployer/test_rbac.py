@@ -27,7 +27,10 @@ def _kubectl(
 
 
 def _can(kubeconfig: Path, namespace: str, verb: str, resource: str) -> bool:
-    out = _kubectl(kubeconfig, "auth", "can-i", verb, resource, f"--as={SA}", "-n", namespace)
+    # `can-i create pods/exec` would ask about a pod named "exec": subresources go apart.
+    kind, _, sub = resource.partition("/")
+    where = [f"--subresource={sub}"] if sub else []
+    out = _kubectl(kubeconfig, "auth", "can-i", verb, kind, *where, f"--as={SA}", "-n", namespace)
     assert out.stdout.strip() in ("yes", "no"), out.stderr
     return out.stdout.strip() == "yes"
 
