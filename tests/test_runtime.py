@@ -99,6 +99,8 @@ def test_run_streams_output_exits_with_the_code_and_leaves_no_pod(
     assert f"app '{app}' has no live release to run a command in; push to deploy it first" in (
         early.stderr
     )
+    conflict = homeport.api("POST", f"/api/apps/{app}/runs", json={"command": ["true"]})
+    assert conflict.status_code == 409 and "has no live release" in conflict.json()["error"]
     work.commit("app", Dockerfile=DOCKERFILE, **{"homeport.toml": MANIFEST})
     assert work.push(homeport.remote(app)).returncode == 0
 

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from homeport.config import Settings
@@ -147,7 +148,8 @@ class _Tail:
     pod: str
     last: str = ""
     thread: threading.Thread | None = None
-    rounds: int = field(default=0)
+    # When the stream was last opened: where a resume starts if no line came since.
+    opened: str = field(default="")
 
 
 def _pump(
@@ -216,9 +218,10 @@ def follow(
                                 query["sinceSeconds"] = since
                             if tail is not None:
                                 query["tailLines"] = tail
-                    elif known.last:
-                        query["sinceTime"] = known.last.rstrip("Z").rstrip("0").rstrip(".") + "Z"
-                    known.rounds += 1
+                    else:
+                        # Resumed (a broken stream, a restarted container): from the last line.
+                        query["sinceTime"] = known.last or known.opened
+                    known.opened = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
                     known.thread = threading.Thread(
                         target=_pump,
                         args=(kube, known, _log_path(kube, pod), query, stop, out),

@@ -151,6 +151,7 @@ def pod(
     amounts = {k: v for k, v in (("memory", spec.memory), ("cpu", spec.cpu)) if v}
     if amounts:
         container["resources"] = {"requests": dict(amounts), "limits": dict(amounts)}
+    # The process's volumes belong here too, mounted as its Deployment mounts them.
     pod_spec: dict[str, Any] = {
         "containers": [container],
         "restartPolicy": "Never",
