@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
+from homeport.config import Settings
 from homeport.deployer import objects, runs
+from homeport.deployer.kube import Kube
 from homeport.deployer.spec import RunSpec
 from homeport.errors import InvalidInput, NotFound
 from homeport.releases import Release
@@ -126,3 +128,21 @@ def test_run_ids_are_checked_before_any_lookup() -> None:
     """An id that is not 12 hex digits is NotFound saying what ids look like."""
     with pytest.raises(NotFound, match="run ids are 12 hex digits"):
         runs.check_id("../../secrets")
+
+
+@pytest.mark.cluster
+def test_run_pods_past_their_bound_are_reaped_and_nothing_else(settings: Settings) -> None:
+    """reap deletes run pods older than the run timeout plus RUN_KEEP, never other pods."""
+    release = _release()
+    with Kube(settings) as kube:
+        kube.ensure_namespace()
+        run = runs.pod(
+            "blog", "0123456789ab", release, ["true"], RunSpec(), process="web", timeout=60
+        )
+        other = {**run, "metadata": {"name": "blog-other", "labels": objects.labels("blog")}}
+        assert kube.create(run) is not None and kube.create(other) is not None
+        assert runs.reap(kube, timeout=3600) == []
+        # A bound already passed: every run pod is past it.
+        assert runs.reap(kube, timeout=-runs.RUN_KEEP - 5) == ["blog-run-0123456789ab"]
+        names = [p["metadata"]["name"] for p in kube.list("pods").get("items") or []]
+        assert "blog-other" in names and "blog-run-0123456789ab" not in names
