@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 from tests.support.cluster import Kube, service_proxy_get
 from tests.support.gitwork import WorkTree
@@ -72,6 +74,33 @@ class Reader:
         for pipe in (self.proc.stdout, self.proc.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+def _worker(app: str, image: str) -> dict[str, Any]:
+    """Another process of the app, as a Deployment labelled with it: `<app>-worker`."""
+    own = {"homeport.dev/process": f"{app}-worker"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": f"{app}-worker", "labels": {"app.kubernetes.io/name": app}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": own},
+            "template": {
+                "metadata": {"labels": own},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "worker",
+                            "image": image,
+                            "command": ["sh", "-c", "echo worker-up; exec sleep 3600"],
+                        }
+                    ],
+                    "terminationGracePeriodSeconds": 1,
+                },
+            },
+        },
+    }
 
 
 def _deployed(hp: Homeport, tmp_path: Path, app: str) -> WorkTree:
@@ -152,9 +181,10 @@ def test_logs_follow_new_lines_and_ps_lists_the_pods(
     homeport: Homeport, tmp_path: Path, kube: Kube, apps_namespace: str
 ) -> None:
     """`homeport logs -f` prints a line the app writes after it started, prefixed with process
-    and pod; `homeport ps` lists the web pod with its release; bad options are clear."""
+    and pod, and takes in pods that start later; `homeport ps` lists every process's pods with
+    their release; bad options are clear."""
     app = f"logs-{uuid.uuid4().hex[:6]}"
-    _deployed(homeport, tmp_path, app)
+    work = _deployed(homeport, tmp_path, app)
 
     table = _cli(homeport, "ps", app)
     assert table.returncode == 0, table.stderr
@@ -179,20 +209,56 @@ def test_logs_follow_new_lines_and_ps_lists_the_pods(
         wait_until(shown, timeout=60, what="a new line in `homeport logs -f`", interval=0.5)
         line = next(line for line in reader.lines if any(m in line for m in marks))
         assert f" web[{pod}]: " in line and "url:/mark-" in line
+
+        # Pods that start later join: a new release's, and another process's.
+        work.commit("v2", **{"index.html": "two\n"})
+        assert work.push(homeport.remote(app)).returncode == 0
+        image = homeport.api("GET", f"/api/apps/{app}/releases").json()["releases"][0]["image"]
+        kube.apps.create_namespaced_deployment(apps_namespace, _worker(app, image))
+
+        def from_new_web() -> bool:
+            marks.append(f"mark-{uuid.uuid4().hex[:8]}")
+            service_proxy_get(kube, apps_namespace, app, marks[-1])
+            return any(
+                " web[" in x and f"[{pod}]" not in x and "url:/mark-" in x for x in reader.lines
+            )
+
+        wait_until(from_new_web, timeout=60, what="a line of the v2 pod", interval=0.5)
+        wait_until(
+            lambda: any(f" worker[{app}-worker-" in x and "worker-up" in x for x in reader.lines),
+            timeout=60,
+            what="the worker's first line",
+        )
     finally:
         reader.stop()
 
-    recent = _cli(homeport, "logs", app, "--tail", "5")
+    data = json.loads(_cli(homeport, "ps", app, "--json").stdout)
+    assert [(p["name"], p["deployment"]) for p in data["processes"]] == [
+        ("web", app),
+        ("worker", f"{app}-worker"),
+    ]
+    web_pods = {(p["release"], p["status"]) for p in data["processes"][0]["pods"]}
+    # The v1 pod may still be shutting down (its httpd waits out the grace period).
+    assert (2, "Running") in web_pods and web_pods <= {(2, "Running"), (1, "Terminating")}
+    assert data["processes"][1]["pods"][0]["name"].startswith(f"{app}-worker-")
+    worker_only = _cli(homeport, "logs", app, "--process", "worker")
+    assert worker_only.returncode == 0 and "worker-up" in worker_only.stdout
+    assert " web[" not in worker_only.stdout
+
+    recent = _cli(homeport, "logs", app, "--process", "web", "--tail", "5")
     assert recent.returncode == 0, recent.stderr
     assert any(m in recent.stdout for m in marks)
-    assert all(f" web[{pod}]: " in line for line in recent.stdout.splitlines())
+    shape = re.compile(rf"\d{{4}}-\d\d-\d\dT[\d:.]{{15}}Z web\[{app}-[a-z0-9-]+\]: ")
+    assert all(shape.match(line) for line in recent.stdout.splitlines()), recent.stdout
     assert len(recent.stdout.splitlines()) <= 5
     only_web = _cli(homeport, "logs", app, "--process", "web", "--since", "10m")
     assert only_web.returncode == 0 and any(m in only_web.stdout for m in marks)
 
-    worker = _cli(homeport, "logs", app, "--process", "worker")
-    assert worker.returncode == 1
-    assert f"app '{app}' has no process 'worker'; its processes are: web" in worker.stderr
+    nightly = _cli(homeport, "logs", app, "--process", "nightly")
+    assert nightly.returncode == 1
+    assert f"app '{app}' has no process 'nightly'; its processes are: web, worker" in (
+        nightly.stderr
+    )
     since = homeport.api("GET", f"/api/apps/{app}/logs?since=yesterday")
     assert since.status_code == 400 and "since must be a duration like" in since.json()["error"]
     tail = homeport.api("GET", f"/api/apps/{app}/logs?tail=-1")
