@@ -16,7 +16,6 @@ import logging
 import queue
 import re
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ from typing import Any
 
 from homeport.config import Settings
 from homeport.deployer.kube import ApiError, Kube
-from homeport.deployer.workloads import Process, pick, processes
+from homeport.deployer.workloads import pick, processes
 from homeport.errors import HomeportError, InvalidInput
 
 log = logging.getLogger(__name__)
@@ -158,7 +157,7 @@ def _pump(
     path: str,
     query: dict[str, str | int],
     stop: threading.Event,
-    out: queue.Queue[bytes],
+    out: queue.Queue[bytes | HomeportError],
 ) -> None:
     try:
         for raw in kube.stream(path, stop, query=query):
@@ -177,6 +176,54 @@ def _pump(
         log.info("log of pod %s ended: %s", tail.pod, exc)
 
 
+def _look(
+    kube: Kube,
+    app: str,
+    process: str | None,
+    tails: dict[str, _Tail],
+    first: bool,
+    recent: tuple[int | None, int | None],
+    stop: threading.Event,
+    out: queue.Queue[bytes | HomeportError],
+) -> None:
+    """Start following every started pod not followed yet, or whose stream ended early."""
+    since, tail = recent
+    for proc in pick(app, processes(kube, app), process):
+        for pod in proc.pods:
+            name = pod["metadata"]["name"]
+            known = tails.get(name)
+            if not _started(pod):
+                continue
+            if known is not None and (
+                (known.thread is not None and known.thread.is_alive()) or not _running(pod)
+            ):
+                continue
+            query: dict[str, str | int] = {
+                "container": _container(pod),
+                "timestamps": "true",
+                "follow": "true",
+            }
+            if known is None:
+                known = tails[name] = _Tail(proc.name, name)
+                if first:
+                    # What was there before following began: only the recent part.
+                    if since is not None:
+                        query["sinceSeconds"] = since
+                    if tail is not None:
+                        query["tailLines"] = tail
+            else:
+                # Resumed (a broken stream, a restarted container): from the last line.
+                query["sinceTime"] = known.last or known.opened
+            known.opened = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            known.thread = threading.Thread(
+                target=_pump,
+                args=(kube, known, _log_path(kube, pod), query, stop, out),
+                name=f"log-{name}",
+                daemon=True,
+            )
+            known.thread.start()
+
+
 def follow(
     settings: Settings,
     app: str,
@@ -186,56 +233,33 @@ def follow(
     tail: int | None,
     stop: threading.Event,
 ) -> Iterator[bytes]:
-    """The pods' lines as they are written, until `stop` is set; new pods join as they start."""
+    """The pods' lines as they are written, until `stop` is set; new pods join as they start.
+
+    Looking for new pods happens on a thread of its own, so that no line waits for a look.
+    """
     if since is None and tail is None:
         tail = DEFAULT_TAIL
-    out: queue.Queue[bytes] = queue.Queue(QUEUE_LINES)
+    out: queue.Queue[bytes | HomeportError] = queue.Queue(QUEUE_LINES)
     tails: dict[str, _Tail] = {}
-    first = True
-    with Kube(settings) as kube:
-        while not stop.is_set():
-            found: list[Process] = pick(app, processes(kube, app), process)
-            for proc in found:
-                for pod in proc.pods:
-                    name = pod["metadata"]["name"]
-                    known = tails.get(name)
-                    if not _started(pod):
-                        continue
-                    if known is not None and (
-                        (known.thread is not None and known.thread.is_alive()) or not _running(pod)
-                    ):
-                        continue
-                    query: dict[str, str | int] = {
-                        "container": _container(pod),
-                        "timestamps": "true",
-                        "follow": "true",
-                    }
-                    if known is None:
-                        known = tails[name] = _Tail(proc.name, name)
-                        if first:
-                            # What was there before the command started: only the recent part.
-                            if since is not None:
-                                query["sinceSeconds"] = since
-                            if tail is not None:
-                                query["tailLines"] = tail
-                    else:
-                        # Resumed (a broken stream, a restarted container): from the last line.
-                        query["sinceTime"] = known.last or known.opened
-                    known.opened = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                    known.thread = threading.Thread(
-                        target=_pump,
-                        args=(kube, known, _log_path(kube, pod), query, stop, out),
-                        name=f"log-{name}",
-                        daemon=True,
-                    )
-                    known.thread.start()
-            first = False
-            deadline = time.monotonic() + DISCOVER_EVERY
+
+    def looking(kube: Kube) -> None:
+        first = True
+        try:
             while not stop.is_set():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    yield out.get(timeout=left)
-                except queue.Empty:
-                    break
+                _look(kube, app, process, tails, first, (since, tail), stop, out)
+                first = False
+                stop.wait(DISCOVER_EVERY)
+        except HomeportError as exc:
+            out.put(exc)
+
+    with Kube(settings) as kube:
+        looker = threading.Thread(target=looking, args=(kube,), name="log-look", daemon=True)
+        looker.start()
+        while not stop.is_set():
+            try:
+                item = out.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if isinstance(item, HomeportError):
+                raise item
+            yield item
