@@ -237,6 +237,10 @@ def status_of(app: str, pod_obj: Mapping[str, Any]) -> RunStatus:
                 reason += f": {str(waiting['message']).strip()}"
         else:
             run_state = "pending"
+            for condition in pod_obj.get("status", {}).get("conditions") or []:
+                if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+                    # No node has room (memory, cpu): it waits, and says why.
+                    reason = f"waiting for room in the cluster: {condition.get('message', '')}"
     return RunStatus(
         id=str(labels.get(RUN_LABEL) or ""),
         app=app,
@@ -336,11 +340,17 @@ def output(
     name = pod_name(app, run_id)
     with Kube(settings) as kube:
         current = status_of(app, _read(kube, app, run_id))
-        while follow and current.state == "pending" and not stop.wait(POLL):
+        said = ""
+        # Bounded: a pod that never starts is reaped by then anyway.
+        deadline = time.monotonic() + settings.run_timeout
+        while follow and current.state == "pending" and time.monotonic() < deadline:
+            if current.reason and current.reason != said:
+                said = current.reason
+                yield f"homeport: {said}\n".encode()
+            if stop.wait(POLL):
+                return
             current = status_of(app, _read(kube, app, run_id))
-        if stop.is_set():
-            return
-        if current.state == "pending":
+        if stop.is_set() or current.state == "pending":
             return
         if current.state == "failed" and current.exit_code is None:
             yield f"homeport: {current.reason}\n".encode()

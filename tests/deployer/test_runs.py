@@ -119,6 +119,15 @@ def test_status_follows_the_pod() -> None:
         "blog", _pod("Failed", {"terminated": {"exitCode": 137}}, reason="DeadlineExceeded")
     )
     assert late.reason == "the command ran past HOMEPORT_RUN_TIMEOUT and was stopped"
+    unscheduled = _pod("Pending", {})
+    unscheduled["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "False", "message": "0/1 nodes: Insufficient memory."}
+    ]
+    waiting = runs.status_of("blog", unscheduled)
+    assert (waiting.state, waiting.reason) == (
+        "pending",
+        "waiting for room in the cluster: 0/1 nodes: Insufficient memory.",
+    )
     pull = runs.status_of("blog", _pod("Pending", {"waiting": {"reason": "ImagePullBackOff"}}))
     assert (pull.state, pull.exit_code) == ("failed", None)
     assert pull.reason.startswith("the command could not start: ImagePullBackOff")
