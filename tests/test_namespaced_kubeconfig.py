@@ -97,7 +97,8 @@ def test_homeport_deploys_with_the_namespaced_kubeconfig(
     home_namespace: str,
     work: WorkTree,
 ) -> None:
-    """homeport with that kubeconfig instead of the admin one deploys an app that goes live."""
+    """homeport with that kubeconfig instead of the admin one deploys an app that goes live,
+    and its ps, logs and one-off commands work with the same rights."""
     path = _kubeconfig(tmp_path, apps_namespace, home_namespace)
     hp = Homeport(
         data_dir=tmp_path / "data",
@@ -108,7 +109,17 @@ def test_homeport_deploys_with_the_namespaced_kubeconfig(
         app = f"app-{uuid.uuid4().hex[:8]}"
         work.commit("first", **{"index.html": "hello"})
         pushed = work.push(hp.remote(app))
+        assert pushed.returncode == 0, pushed.stderr
+        assert f"-----> {app} v1 is live" in pushed.stderr
+        ps = hp.api("GET", f"/api/apps/{app}/ps")
+        assert ps.status_code == 200 and ps.json()["processes"][0]["release"] == 1, ps.text
+        assert hp.api("GET", f"/api/apps/{app}/logs").status_code == 200
+        body = {"command": ["sh", "-c", "echo ran; exit 3"]}
+        run = hp.api("POST", f"/api/apps/{app}/runs", json=body)
+        assert run.status_code == 202, run.text
+        log = hp.api("GET", f"/api/apps/{app}/runs/{run.json()['id']}/log?follow=1")
+        assert log.text == "ran\n"
+        ended = hp.api("GET", f"/api/apps/{app}/runs/{run.json()['id']}")
+        assert (ended.json()["status"], ended.json()["exit_code"]) == ("failed", 3)
     finally:
         hp.stop()
-    assert pushed.returncode == 0, pushed.stderr
-    assert f"-----> {app} v1 is live" in pushed.stderr
