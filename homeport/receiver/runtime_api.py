@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from homeport import lifecycle
 from homeport.errors import HomeportError
@@ -25,12 +26,40 @@ log = logging.getLogger(__name__)
 
 # A run request is a command line: 64 KiB of argv plus JSON quoting fits in this.
 MAX_RUN_BODY = 256 * 1024
+# Each open stream holds a thread (and one per followed pod) and Kubernetes API connections:
+# a client that opens follow after follow must not use up the receiver's threads.
+MAX_STREAMS = 32
+_open_streams = threading.BoundedSemaphore(MAX_STREAMS)
 _YES = ("1", "true", "yes")
 _DONE = object()
 
 
-def _stream(produce: Callable[[threading.Event], Iterator[bytes]]) -> StreamingResponse:
+class _Streamed(StreamingResponse):
+    """A streaming response that always runs `done` once sent, or once its client is gone."""
+
+    def __init__(self, body: AsyncIterator[bytes], done: Callable[[], None]) -> None:
+        super().__init__(body, media_type="text/plain; charset=utf-8")
+        self._done = done
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._done()
+
+
+def _too_many() -> Response:
+    return JSONResponse(
+        {"error": f"{MAX_STREAMS} log streams are open already; close one and try again"},
+        status_code=429,
+        headers={"Retry-After": "5"},
+    )
+
+
+def _stream(produce: Callable[[threading.Event], Iterator[bytes]]) -> Response:
     """Stream what `produce` yields on a thread of its own; stop it when the client leaves."""
+    if not _open_streams.acquire(blocking=False):
+        return _too_many()
     loop = asyncio.get_running_loop()
     # Bounded, so a slow client holds back the producer rather than filling memory.
     inbox: asyncio.Queue[object] = asyncio.Queue(maxsize=256)
@@ -74,7 +103,11 @@ def _stream(produce: Callable[[threading.Event], Iterator[bytes]]) -> StreamingR
         finally:
             stop.set()
 
-    return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
+    def done() -> None:
+        stop.set()
+        _open_streams.release()
+
+    return _Streamed(body(), done)
 
 
 def _process(request: Request) -> str | None:

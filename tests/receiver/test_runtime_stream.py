@@ -61,3 +61,50 @@ def test_a_stream_ends_its_producer_when_the_client_leaves() -> None:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_streams_past_the_limit_are_refused_until_one_closes() -> None:
+    """MAX_STREAMS open streams at once; one more is 429 saying so, and closing one frees it."""
+    from contextlib import ExitStack
+
+    from homeport.receiver import runtime_api
+
+    def produce(stop: threading.Event) -> Iterator[bytes]:
+        yield b"open\n"
+        stop.wait(60)  # bounded: a quiet follow, ended by its client
+
+    async def stream(request: Request) -> Response:
+        return _stream(produce)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    app = Starlette(routes=[Route("/stream", stream), Route("/healthz", healthz)])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}/stream"
+    try:
+        assert wait_healthy(f"http://127.0.0.1:{port}", 10)
+        limits = httpx.Limits(max_connections=runtime_api.MAX_STREAMS + 5)
+        with httpx.Client(timeout=10, limits=limits) as client, ExitStack() as streams:
+            opened = []
+            for _ in range(runtime_api.MAX_STREAMS):
+                answer = streams.enter_context(client.stream("GET", url))
+                lines = answer.iter_lines()  # kept: a dropped iterator closes the connection
+                assert next(lines) == "open"
+                opened.append((answer, lines))
+            refused = client.get(url)
+            assert refused.status_code == 429
+            assert "log streams are open already" in refused.json()["error"]
+            opened[0][0].close()
+
+            def admitted() -> bool:
+                with client.stream("GET", url) as answer:
+                    return answer.status_code == 200
+
+            wait_until(admitted, timeout=10, what="a freed stream", interval=0.1)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
