@@ -63,7 +63,13 @@ def _run(client: ApiClient, args: argparse.Namespace, say: Callable[[str], None]
         say(run)
         return 0
     path = f"/api/apps/{args.app}/runs/{run}"
-    client.stream(path + "/log?follow=1", timeout=None)
+    try:
+        client.stream(path + "/log?follow=1", timeout=None)
+    except KeyboardInterrupt:
+        # As with an attached terminal: interrupting the CLI stops the command.
+        client.request("DELETE", path)
+        print(f"homeport: stopped run {run}", file=sys.stderr)
+        return 130
     status = client.request("GET", path)
     if status["status"] in ("pending", "running"):
         print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -117,8 +118,9 @@ def _deployed(hp: Homeport, tmp_path: Path, app: str) -> WorkTree:
 def test_run_streams_output_exits_with_the_code_and_leaves_no_pod(
     homeport: Homeport, tmp_path: Path, kube: Kube, apps_namespace: str
 ) -> None:
-    """`homeport run` prints the command's output, exits with its code (0, 7), removes the pod;
-    --detach gives an id whose status and log the API serves; bad input is a clear message."""
+    """`homeport run` prints the command's output, exits with its code (0, 7), removes the pod
+    (also when interrupted); --detach gives an id whose status and log the API serves; bad
+    input is a clear message."""
     app = f"run-{uuid.uuid4().hex[:6]}"
     work = WorkTree(tmp_path / app, dockerfile=None)
     work.commit("no Dockerfile yet", **{"index.html": "hi\n"})
@@ -157,6 +159,18 @@ def test_run_streams_output_exits_with_the_code_and_leaves_no_pod(
     gone = homeport.api("GET", f"/api/apps/{app}/runs/{run}")
     assert gone.status_code == 404 and "ended and its exit code was read" in gone.json()["error"]
     wait_until(lambda: _run_pods(kube, apps_namespace, app) == [], timeout=30, what="pod removed")
+
+    # Interrupting the CLI stops the command and removes its pod.
+    reader = Reader(homeport, "run", app, "--", "sh", "-c", "echo started; exec sleep 300")
+    try:
+        wait_until(lambda: "started\n" in reader.lines, timeout=60, what="the command to start")
+        reader.proc.send_signal(signal.SIGINT)
+        assert reader.proc.wait(timeout=60) == 130
+        assert reader.proc.stderr is not None
+        assert "homeport: stopped run " in reader.proc.stderr.read()
+    finally:
+        reader.stop()
+    wait_until(lambda: _run_pods(kube, apps_namespace, app) == [], timeout=60, what="pod gone")
 
     # Bad input: each a clear message.
     for body in ({"command": "ls"}, {"command": []}, {"command": ["ls", 1]}, {}):

@@ -327,6 +327,14 @@ def status(settings: Settings, app: str, run_id: str) -> RunStatus:
         return found
 
 
+def stop(settings: Settings, app: str, run_id: str) -> RunStatus:
+    """Stop the run (its pod is deleted, the command gets SIGTERM); its status before."""
+    with Kube(settings) as kube:
+        found = status_of(app, _read(kube, app, run_id))
+        kube.delete("pods", pod_name(app, run_id))
+        return found
+
+
 def exists(settings: Settings, app: str, run_id: str) -> None:
     """NotFound unless the run's pod is there."""
     with Kube(settings) as kube:

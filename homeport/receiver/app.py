@@ -120,7 +120,7 @@ def create_app(settings: Settings, token: str, conn: redis.Redis | None = None) 
         Route("/api/apps/{app}/config", releases_api.config, methods=["GET", "POST"]),
         Route("/api/apps/{app}/source", api.source, methods=["GET", "PUT", "DELETE"]),
         Route("/api/apps/{app}/runs", runtime_api.create_run, methods=["POST"]),
-        Route("/api/apps/{app}/runs/{run}", runtime_api.get_run),
+        Route("/api/apps/{app}/runs/{run}", runtime_api.get_run, methods=["GET", "DELETE"]),
         Route("/api/apps/{app}/runs/{run}/log", runtime_api.run_log),
         Route("/api/apps/{app}/logs", runtime_api.app_logs),
         Route("/api/apps/{app}/ps", runtime_api.app_ps),

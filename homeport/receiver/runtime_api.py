@@ -143,12 +143,19 @@ async def create_run(request: Request) -> Response:
 
 
 async def get_run(request: Request) -> Response:
-    """The run's status and exit code; a run that has ended is removed once this is read."""
+    """The run's status and exit code; a run that has ended is removed once this is read.
+
+    DELETE stops a run and removes it.
+    """
     from homeport.deployer import runs
 
     app = existing_app(request)
     settings = state_of(request).settings
-    found = await asyncio.to_thread(runs.status, settings, app, request.path_params["run"])
+    run_id = request.path_params["run"]
+    if request.method == "DELETE":
+        found = await asyncio.to_thread(runs.stop, settings, app, run_id)
+    else:
+        found = await asyncio.to_thread(runs.status, settings, app, run_id)
     return JSONResponse(found.to_dict())
 
 
