@@ -78,12 +78,12 @@ class Reader:
 
 
 def _worker(app: str, image: str) -> dict[str, Any]:
-    """Another process of the app, as a Deployment labelled with it: `<app>-worker`."""
-    own = {"homeport.dev/process": f"{app}-worker"}
+    """Another process of the app, labelled as processes are: `<app>-worker`, part of the app."""
+    own = {"app.kubernetes.io/part-of": app, "homeport.dev/process": "worker"}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": f"{app}-worker", "labels": {"app.kubernetes.io/name": app}},
+        "metadata": {"name": f"{app}-worker", "labels": own},
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": own},

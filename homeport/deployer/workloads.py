@@ -1,9 +1,10 @@
 """What runs of an app: its processes (every Deployment labelled with the app) and their pods.
 
-The web process is the Deployment named like the app; any other Deployment `<app>-<name>`
-labelled with the app is process `<name>`. A pod belongs to the Deployment whose ReplicaSet owns
-it (the ReplicaSet is `<deployment>-<pod-template-hash>`), so selectors that overlap between
-processes cannot mix their pods up.
+A Deployment is the app's when it carries `app.kubernetes.io/name=<app>` (web) or
+`app.kubernetes.io/part-of=<app>` (its other processes). The web process is the Deployment
+named like the app; another is named by its `homeport.dev/process` label, else `<app>-<name>`
+is process `<name>`. A pod belongs to the Deployment whose ReplicaSet owns it (the ReplicaSet
+is `<deployment>-<pod-template-hash>`), so selectors that overlap cannot mix pods up.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from homeport.deployer.kube import Kube
 from homeport.errors import NotFound
 
 HASH_LABEL = "pod-template-hash"
+PART_OF = "app.kubernetes.io/part-of"
+PROCESS_KEY = "homeport.dev/process"
 
 
 @dataclass
@@ -54,9 +57,11 @@ def _selector(deployment: Mapping[str, Any]) -> str:
 def processes(kube: Kube, app: str) -> list[Process]:
     """The app's processes, web first, each with the pods its ReplicaSets own."""
     found: dict[str, Process] = {}
-    for item in kube.list("deployments", selector=objects.selector(app)).get("items") or []:
-        name = item["metadata"]["name"]
-        found[name] = Process(process_name(app, name), item)
+    for chosen in (objects.selector(app), f"{PART_OF}={app}"):
+        for item in kube.list("deployments", selector=chosen).get("items") or []:
+            name = item["metadata"]["name"]
+            named = (item["metadata"].get("labels") or {}).get(PROCESS_KEY)
+            found[name] = Process(str(named or process_name(app, name)), item)
     by_selector: dict[str, list[dict[str, Any]]] = {}
     for deployment_name, process in found.items():
         chosen = _selector(process.deployment)
