@@ -144,8 +144,9 @@ def pod(
         "name": CONTAINER,
         "image": release.image,
         "imagePullPolicy": "IfNotPresent",
-        # `command` replaces the image's ENTRYPOINT and CMD, as `docker run --entrypoint` would.
-        "command": list(command),
+        # `args`, as `docker run IMAGE COMMAND...`: the image's CMD is replaced, an ENTRYPOINT
+        # (a wrapper that sets things up, then runs its arguments) stays, as for processes.
+        "args": list(command),
         "envFrom": [{"secretRef": {"name": secret_of(release)}}],
     }
     amounts = {k: v for k, v in (("memory", spec.memory), ("cpu", spec.cpu)) if v}

@@ -60,7 +60,7 @@ def test_the_run_pod_takes_the_release_image_env_and_resources_but_no_traffic() 
     )
     (container,) = pod["spec"]["containers"]
     assert pod["metadata"]["name"] == "blog-run-0123456789ab"
-    assert container["image"] == IMAGE and container["command"] == ["true"]
+    assert container["image"] == IMAGE and container["args"] == ["true"]
     assert container["envFrom"] == [{"secretRef": {"name": "blog-v2"}}]
     assert container["resources"]["limits"] == {"memory": "64Mi", "cpu": "100m"}
     assert pod["spec"]["restartPolicy"] == "Never"
