@@ -44,7 +44,7 @@ class ApiClient:
         self.base = settings.public_url
         self.token = settings.resolve_token() if not settings.token else settings.token
 
-    def _open(self, req: urllib.request.Request, timeout: float) -> Any:
+    def _open(self, req: urllib.request.Request, timeout: float | None) -> Any:
         req.add_header("Authorization", f"Bearer {self.token}")
         try:
             # HOMEPORT_URL is the user's own server, http(s) by construction.
@@ -78,11 +78,11 @@ class ApiClient:
             return json.loads(raw)
         return raw.decode("utf-8", "replace")
 
-    def stream(self, path: str) -> None:
+    def stream(self, path: str, timeout: float | None = 3600) -> None:
         """Copy a text stream to stdout as it arrives, ending on a newline."""
         req = urllib.request.Request(self.base + path)  # noqa: S310
         last = b"\n"
-        with self._open(req, 3600) as resp:
+        with self._open(req, timeout) as resp:
             while True:
                 try:
                     line = resp.readline()
@@ -137,13 +137,31 @@ def _parser() -> argparse.ArgumentParser:
         "--volumes", action="store_true", help="delete its volume claims and their data too"
     )
     destroy.add_argument("--json", action="store_true")
-    jobs = sub.add_parser("jobs", help="list an app's deploy jobs")
+    jobs = sub.add_parser(
+        "jobs", help="list an app's deploy jobs, or show one job's output (JOB, or -f: newest)"
+    )
     jobs.add_argument("app")
+    jobs.add_argument("job", nargs="?", help="show this job's output")
+    jobs.add_argument("-f", "--follow", action="store_true", help="follow until the job ends")
     jobs.add_argument("--json", action="store_true")
-    logs = sub.add_parser("logs", help="show a job's output (default: the newest job)")
+    logs = sub.add_parser(
+        "logs", help="the app's output: every pod's lines, prefixed with process and pod"
+    )
     logs.add_argument("app")
-    logs.add_argument("job", nargs="?")
-    logs.add_argument("-f", "--follow", action="store_true", help="follow until the job ends")
+    logs.add_argument("-f", "--follow", action="store_true", help="stream new lines and pods")
+    logs.add_argument("--process", metavar="NAME", help="only this process (e.g. web)")
+    logs.add_argument("--since", metavar="DURATION", help="only lines newer than e.g. 10m, 2h")
+    logs.add_argument("--tail", metavar="N", help="only the last N lines (default 100)")
+    run = sub.add_parser(
+        "run", help="run a one-off command from the live release: homeport run APP -- CMD ARGS"
+    )
+    run.add_argument("app")
+    run.add_argument("--process", metavar="NAME", help="the process whose settings it gets")
+    run.add_argument("--detach", action="store_true", help="print the run id and return")
+    run.add_argument("cmd", nargs="*", metavar="-- CMD ARGS")
+    ps = sub.add_parser("ps", help="the app's processes and pods: status, restarts, release, age")
+    ps.add_argument("app")
+    ps.add_argument("--json", action="store_true")
     releases = sub.add_parser("releases", help="list an app's releases, newest first")
     releases.add_argument("app")
     releases.add_argument("--json", action="store_true")
@@ -335,12 +353,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         ]
         _show(args.json, data, rows, ["app", "last job", "commit"])
         return 0
-    if args.command == "jobs":
+    if args.command == "jobs" and args.job is None and not args.follow:
         data = client.request("GET", f"/api/apps/{args.app}/jobs")
         rows = [{**j, "commit": j["commit"][:12], "reason": j["reason"][:60]} for j in data["jobs"]]
         _show(args.json, data, rows, ["id", "status", "commit", "source", "reason"])
         return 0
-    if args.command == "logs":
+    if args.command == "jobs":
         job = args.job
         if job is None:
             listed = client.request("GET", f"/api/apps/{args.app}/jobs")["jobs"]
@@ -349,6 +367,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             job = listed[0]["id"]
         client.stream(f"/api/apps/{args.app}/jobs/{job}/log" + ("?follow=1" if args.follow else ""))
         return 0
+    if args.command in ("logs", "run", "ps"):
+        from homeport.runtime_cli import runtime
+
+        return runtime(client, args, _say)
     if args.command == "releases":
         data = client.request("GET", f"/api/apps/{args.app}/releases")
         rows = [
@@ -523,8 +545,17 @@ def _when(timestamp: float) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Exit codes: 0 done, 1 failed, 2 usage (argparse's own, and UsageError)."""
-    args = _parser().parse_args(argv)
+    """Exit codes: 0 done, 1 failed, 2 usage (argparse's own, and UsageError); `run` exits
+    with its command's code."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] = []
+    if words[:1] == ["run"] and "--" in words:
+        # Everything after `--` is the command, options included (argparse would read them).
+        cut = words.index("--")
+        words, command = words[:cut], words[cut + 1 :]
+    args = _parser().parse_args(words)
+    if args.command == "run":
+        args.cmd = [*args.cmd, *command]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # dulwich logs every request at INFO; homeport's own lines are the useful ones.
     logging.getLogger("dulwich").setLevel(logging.WARNING)

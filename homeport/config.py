@@ -265,6 +265,8 @@ class Settings:
     """Events sent to the notification targets (comma- or space-separated names)."""
     metrics_public: bool = False
     """Serve /metrics without the token."""
+    run_timeout: int = 3600
+    """Seconds a one-off command (`homeport run`) may run before Kubernetes stops it."""
 
     @property
     def job_wait(self) -> float:
@@ -355,6 +357,7 @@ class Settings:
             "notify_webhook": _http_url,
             "notify_events": _event_names,
             "metrics_public": _bool,
+            "run_timeout": _positive_int,
         }
         values: dict[str, Any] = {}
         for field in fields(cls):

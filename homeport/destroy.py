@@ -64,7 +64,7 @@ def begin(conn: sqlite3.Connection, app: str) -> None:
     if row is not None:
         raise AppBusy(
             f"app {app!r} has a job {row['status']} ({row['id']}); wait for it to end"
-            f" (`homeport logs {app} {row['id']} -f`) and destroy it then"
+            f" (`homeport jobs {app} {row['id']} -f`) and destroy it then"
         )
     if db.being_destroyed(conn, app):
         raise AppBusy(f"app {app!r} is being removed already; wait for that to finish")

@@ -227,7 +227,7 @@ class _Reader:
 def _stopped(timeout: float) -> str:
     return (
         f"-----> stopped waiting after {timeout:.0f}s (HOMEPORT_JOB_TIMEOUT plus a margin); "
-        "the job has not ended: see `homeport jobs` and `homeport logs` for how it goes on"
+        "the job has not ended: `homeport jobs APP JOB -f` follows it on"
     )
 
 

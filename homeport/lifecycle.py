@@ -884,3 +884,26 @@ def destroy_app(settings: Settings, app: str, *, delete_volumes: bool) -> destro
     return destroy.Destroyed(
         app, settings.namespace, removed.deleted, len(deleted), removed.kept_claims
     )
+
+
+# -- one-off commands ----------------------------------------------------------------------
+
+
+def start_run(
+    settings: Settings, *, app: str, command: object, process: str = "web"
+) -> dict[str, Any]:
+    """Start a one-off command from the app's live release; its status (with the run id).
+
+    The run's pod is its record (see deployer/runs.py): nothing is written here.
+    """
+    from homeport.deployer import runs
+
+    argv = runs.check_command(command)
+    release = releases.live(settings.data_dir, app)
+    if release is None:
+        raise Conflict(
+            f"app '{app}' has no live release to run a command in; push to deploy it first"
+            f" (`homeport releases {app}` shows its releases)"
+        )
+    status: dict[str, Any] = runs.start(settings, release, argv, process).to_dict()
+    return status

@@ -24,7 +24,7 @@ def _cli(hp: Homeport, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_releases_rollback_config_and_logs(homeport: Homeport, work: WorkTree) -> None:
-    """Tables and --json for apps, releases, config and logs; rollback follows its job."""
+    """Tables and --json for apps, releases, config and jobs; rollback follows its job."""
     first = work.commit("one", **{"index.html": "one"})
     assert work.push(homeport.remote("blog")).returncode == 0
     work.commit("two", **{"index.html": "two"})
@@ -67,10 +67,13 @@ def test_releases_rollback_config_and_logs(homeport: Homeport, work: WorkTree) -
     assert _cli(homeport, "rollback").returncode == 2  # argparse's usage error
 
     # The newest job is the config release of `config unset` (set made v4).
-    logs = _cli(homeport, "logs", "blog")
-    assert "blog v5 is live" in logs.stdout and logs.stdout.endswith("\n")
+    newest = json.loads(_cli(homeport, "jobs", "blog", "--json").stdout)["jobs"][0]["id"]
+    shown = _cli(homeport, "jobs", "blog", newest)
+    assert "blog v5 is live" in shown.stdout and shown.stdout.endswith("\n")
+    followed = _cli(homeport, "jobs", "blog", "-f")
+    assert followed.returncode == 0 and followed.stdout == shown.stdout
 
-    # A reader that went away (`homeport logs blog | head`) ends the CLI quietly: its
+    # A reader that went away (`homeport jobs blog JOB | head`) ends the CLI quietly: its
     # stdout is a pipe whose read end is already closed, so every write fails.
     read_end, write_end = os.pipe()
     os.close(read_end)
@@ -78,7 +81,7 @@ def test_releases_rollback_config_and_logs(homeport: Homeport, work: WorkTree) -
     env.update(HOMEPORT_URL=homeport.url, HOMEPORT_TOKEN=TOKEN)
     try:
         piped = subprocess.run(
-            [sys.executable, "-m", "homeport", "logs", "blog"],
+            [sys.executable, "-m", "homeport", "jobs", "blog", newest],
             env=env,
             stdout=write_end,
             stderr=subprocess.PIPE,

@@ -98,7 +98,8 @@ def test_homeport_deploys_with_the_namespaced_kubeconfig(
     work: WorkTree,
 ) -> None:
     """homeport with that kubeconfig instead of the admin one deploys an app that goes live,
-    with a process and a cron entry, starts a cron run, and removes both with the next push."""
+    with a process and a cron entry, starts a cron run, removes both with the next push, and
+    its ps, logs and one-off commands work with the same rights."""
     path = _kubeconfig(tmp_path, apps_namespace, home_namespace)
     hp = Homeport(
         data_dir=tmp_path / "data",
@@ -113,13 +114,24 @@ def test_homeport_deploys_with_the_namespaced_kubeconfig(
         app = f"app-{uuid.uuid4().hex[:8]}"
         work.commit("first", **{"index.html": "hello", "homeport.toml": parts})
         pushed = work.push(hp.remote(app))
+        assert pushed.returncode == 0, pushed.stderr
+        assert f"-----> {app} v1 is live" in pushed.stderr
         run = hp.api("POST", f"/api/apps/{app}/cron/tick/runs")
+        assert run.status_code == 202, run.text
+        ps = hp.api("GET", f"/api/apps/{app}/ps")
+        assert ps.status_code == 200, ps.text
+        assert {p["release"] for p in ps.json()["processes"]} == {1}, ps.text
+        assert hp.api("GET", f"/api/apps/{app}/logs").status_code == 200
+        body = {"command": ["sh", "-c", "echo ran; exit 3"]}
+        one_off = hp.api("POST", f"/api/apps/{app}/runs", json=body)
+        assert one_off.status_code == 202, one_off.text
+        log = hp.api("GET", f"/api/apps/{app}/runs/{one_off.json()['id']}/log?follow=1")
+        assert log.text == "ran\n"
+        ended = hp.api("GET", f"/api/apps/{app}/runs/{one_off.json()['id']}")
+        assert (ended.json()["status"], ended.json()["exit_code"]) == ("failed", 3)
         work.commit("second", **{"homeport.toml": ""})
         again = work.push(hp.remote(app))
     finally:
         hp.stop()
-    assert pushed.returncode == 0, pushed.stderr
-    assert f"-----> {app} v1 is live" in pushed.stderr
-    assert run.status_code == 202, run.text
     assert again.returncode == 0, again.stderr
     assert "removed process worker" in again.stderr and "removed cron tick" in again.stderr

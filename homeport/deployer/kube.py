@@ -65,6 +65,7 @@ _KINDS = {
     "CronJob": "cronjobs",
     "Job": "jobs",
     "PersistentVolumeClaim": "persistentvolumeclaims",
+    "Pod": "pods",
 }
 _VERBS = {"GET": "read", "POST": "create", "PATCH": "change", "PUT": "replace", "DELETE": "delete"}
 
@@ -366,24 +367,45 @@ class Kube:
         """The pod's output line by line as it is written, until the container ends or
         `stop` is set; a dropped connection ends it early."""
         path = self.path("pods", pod) + "/log"
-        # No read timeout: a quiet command may print nothing for minutes; `stop` ends it.
-        resp = self._send("GET", path, query={"follow": "true"}, timeout=(5.0, None))
+        try:
+            for line in self.stream(path, stop, query={"follow": "true"}):
+                yield line.decode("utf-8", "replace").rstrip("\r\n")
+        except ClusterUnreachable as exc:
+            if not stop.is_set():
+                log.warning("log stream of pod %s ended: %s", pod, exc)
+
+    def stream(
+        self, path: str, stop: threading.Event, *, query: Mapping[str, str | int] | None = None
+    ) -> Iterator[bytes]:
+        """GET a body that arrives over time (a pod's log): its lines as they come.
+
+        Ends when the server ends the body or soon after `stop` is set; no read timeout, since a
+        followed log may stay quiet for hours.
+        """
+        resp = self._send("GET", path, query=query, timeout=(5.0, None))
         if not 200 <= resp.status < 300:
-            raise self._error("GET", path, int(resp.status), resp.read())
+            raise self._error("GET", path, int(resp.status), resp.read() or b"")
         raw = resp.response
         buffer = b""
-        try:
-            with _ClosingOn(stop, raw):
+        with _ClosingOn(stop, raw):
+            try:
                 for chunk in raw.stream(amt=None, decode_content=False):
                     buffer += chunk
                     while b"\n" in buffer:
                         line, buffer = buffer.split(b"\n", 1)
-                        yield line.decode("utf-8", "replace").rstrip("\r")
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            if not stop.is_set():
-                log.warning("log stream of pod %s ended: %s", pod, exc)
+                        yield line + b"\n"
+                    if stop.is_set():
+                        return
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if stop.is_set():
+                    return
+                raise ClusterUnreachable(
+                    f"the stream of {path} from the Kubernetes API server at {self.server}"
+                    f" broke ({type(exc).__name__}: {exc})",
+                    0,
+                ) from exc
         if buffer:
-            yield buffer.decode("utf-8", "replace").rstrip("\r")
+            yield buffer
 
     # -- watches ---------------------------------------------------------------------------
 

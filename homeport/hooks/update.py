@@ -124,7 +124,7 @@ class DeployingReceivePack(ReceivePackHandler):
         if not final.ended:
             return (
                 f"deploy still {final.status} after {settings.job_wait:.0f} s; it goes on: "
-                f"follow it with `homeport logs {job.app} {job.id} -f`"
+                f"follow it with `homeport jobs {job.app} {job.id} -f`"
             ).encode()
         return f"deploy {final.status}: {one_line(final.reason)}".encode()
 

@@ -26,6 +26,7 @@ from homeport.receiver import (
     hooks_api,
     metrics_api,
     releases_api,
+    runtime_api,
     webhooks,
 )
 from homeport.receiver.git import asgi_git_app
@@ -149,6 +150,11 @@ def create_app(settings: Settings, token: str, conn: redis.Redis | None = None) 
             methods=["GET", "POST", "DELETE"],
         ),
         Route("/api/credentials/ssh-hosts", credentials_api.ssh_host, methods=["POST"]),
+        Route("/api/apps/{app}/runs", runtime_api.create_run, methods=["POST"]),
+        Route("/api/apps/{app}/runs/{run}", runtime_api.get_run, methods=["GET", "DELETE"]),
+        Route("/api/apps/{app}/runs/{run}/log", runtime_api.run_log),
+        Route("/api/apps/{app}/logs", runtime_api.app_logs),
+        Route("/api/apps/{app}/ps", runtime_api.app_ps),
         Mount("/git", app=asgi_git_app(PushContext(settings, conn), token, throttle)),
         *page_routes(),
     ]

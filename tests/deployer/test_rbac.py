@@ -27,7 +27,10 @@ def _kubectl(
 
 
 def _can(kubeconfig: Path, namespace: str, verb: str, resource: str) -> bool:
-    out = _kubectl(kubeconfig, "auth", "can-i", verb, resource, f"--as={SA}", "-n", namespace)
+    # `can-i create pods/exec` would ask about a pod named "exec": subresources go apart.
+    kind, _, sub = resource.partition("/")
+    where = [f"--subresource={sub}"] if sub else []
+    out = _kubectl(kubeconfig, "auth", "can-i", verb, kind, *where, f"--as={SA}", "-n", namespace)
     assert out.stdout.strip() in ("yes", "no"), out.stderr
     return out.stdout.strip() == "yes"
 
@@ -49,6 +52,8 @@ def test_service_account_has_least_privilege(settings: Settings, cluster: Path) 
             ("delete", "deployments.apps"),
             ("list", "replicasets.apps"),
             ("watch", "pods"),
+            ("create", "pods"),
+            ("delete", "pods"),
             ("get", "pods/log"),
             ("list", "events"),
             ("create", "secrets"),
@@ -73,8 +78,9 @@ def test_service_account_has_least_privilege(settings: Settings, cluster: Path) 
         denied = [
             ("list", "secrets"),
             ("watch", "secrets"),
-            ("create", "pods"),
             ("create", "pods/exec"),
+            ("create", "pods/attach"),
+            ("patch", "pods"),
             ("create", "serviceaccounts/token"),
             ("create", "persistentvolumes"),
             ("deletecollection", "secrets"),
@@ -86,6 +92,7 @@ def test_service_account_has_least_privilege(settings: Settings, cluster: Path) 
         assert [(v, r) for v, r in denied if _can(cluster, ns, v, r)] == []
         for other in ("default", "kube-system"):
             assert not _can(cluster, other, "patch", "deployments.apps")
+            assert not _can(cluster, other, "create", "pods")
             assert not _can(cluster, other, "get", "secrets")
     finally:
         if made_home:

@@ -99,3 +99,23 @@ def test_kubernetes_and_registry_outages_are_503(cut_off: Homeport) -> None:
     assert rollback.status_code == 503, rollback.text
     assert rollback.json()["unavailable"] == "the registry"
     assert "is unreachable" in rollback.json()["error"]
+
+
+def test_runtime_routes_answer_503_naming_kubernetes(cut_off: Homeport) -> None:
+    """ps, logs (followed or not) and runs need Kubernetes: each outage is a 503 naming it."""
+    data = cut_off.data_dir
+    db.init(data)
+    (data / "repos" / "blog.git" / "objects").mkdir(parents=True)
+    made = releases.create(data, app="blog", commit="a" * 40, image=IMAGE, config={})
+    releases.mark_live(data, "blog", made.version)
+    answers = [
+        cut_off.api("GET", "/api/apps/blog/ps"),
+        cut_off.api("GET", "/api/apps/blog/logs"),
+        cut_off.api("GET", "/api/apps/blog/logs?follow=1"),
+        cut_off.api("POST", "/api/apps/blog/runs", json={"command": ["true"]}),
+        cut_off.api("GET", f"/api/apps/blog/runs/{'0' * 12}"),
+    ]
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["unavailable"] == "Kubernetes"
+        assert "cannot load Kubernetes credentials" in answer.json()["error"]
