@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +84,11 @@ def _token() -> str:
 
 
 @pytest.fixture(scope="session")
-def installed(kube: Kube) -> Installed:
-    """tests/incluster/up, then the quickstart's step 3: webhook secrets, restart, token."""
+def installed(kube: Kube) -> Iterator[Installed]:
+    """tests/incluster/up, then the quickstart's step 3: webhook secrets, restart, token.
+
+    tests/incluster/down afterwards, unless HOMEPORT_INCLUSTER_KEEP=1 (quicker reruns).
+    """
     up = subprocess.run(
         [str(HERE / "up")], capture_output=True, text=True, timeout=1500, check=False
     )
@@ -100,7 +104,12 @@ def installed(kube: Kube) -> Installed:
     ok("-n", "homeport", "rollout", "restart", "deployment/homeport")
     ok("-n", "homeport", "rollout", "status", "deployment/homeport", "--timeout=300s", timeout=320)
     wait_until(_answers, timeout=60, what="homeport to answer after its restart")
-    return Installed(_token())
+    yield Installed(_token())
+    if os.environ.get("HOMEPORT_INCLUSTER_KEEP") != "1":
+        down = subprocess.run(
+            [str(HERE / "down")], capture_output=True, text=True, timeout=300, check=False
+        )
+        assert down.returncode == 0, down.stderr
 
 
 def _answers() -> bool:
