@@ -7,6 +7,7 @@ stands in for the k3s-only parts.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -16,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -40,6 +41,7 @@ APPS = "homeport-apps"
 SA = "system:serviceaccount:homeport:homeport"
 LOCAL_BASE = '[build]\nargs = { BASE = "homeport-base:busybox" }\n'
 MIB = 1024 * 1024
+LOCK = Path("/var/lib/homeport-test/incluster/.session.lock")
 
 
 def kubectl(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -88,7 +90,23 @@ def installed(kube: Kube) -> Iterator[Installed]:
     """tests/incluster/up, then the quickstart's step 3: webhook secrets, restart, token.
 
     tests/incluster/down afterwards, unless HOMEPORT_INCLUSTER_KEEP=1 (quicker reruns).
+    The install has fixed names, so one test session at a time uses it (a lock file).
     """
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK, "w") as lock:
+        wait_until(lambda: _locked(lock), timeout=1800, what=f"the lock {LOCK}", interval=1)
+        yield from _install()
+
+
+def _locked(lock: IO[str]) -> bool:
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _install() -> Iterator[Installed]:
     up = subprocess.run(
         [str(HERE / "up")], capture_output=True, text=True, timeout=1500, check=False
     )
