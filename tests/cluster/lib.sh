@@ -303,15 +303,28 @@ YAML
   done
 }
 
-write_configs() {
-  mkdir -p "$STATE/cni/net.d" "$STATE/containerd/certs.d/127.0.0.1:5000"
-  # The local registry, plain http, for images referenced as 127.0.0.1:5000/name@sha256:...
-  cat >"$STATE/containerd/certs.d/127.0.0.1:5000/hosts.toml" <<'TOML'
-server = "http://127.0.0.1:5000"
+# The registry of homeport installed from deploy/ (tests/incluster): images named
+# 127.0.0.1:$NODE_REGISTRY_PORT/... are pulled through the node's address, as every node of a
+# real cluster pulls from the registry on homeport's node (deploy/README.md, "More nodes").
+NODE_REGISTRY_PORT=15000
 
-[host."http://127.0.0.1:5000"]
-  capabilities = ["pull", "resolve"]
-TOML
+# Plain-http registries for containerd, one hosts.toml each (what k3s makes of registries.yaml).
+# containerd reads these at every pull: writing them needs no restart.
+write_registry_hosts() {
+  local pair name endpoint
+  for pair in "127.0.0.1:5000=http://127.0.0.1:5000" \
+    "127.0.0.1:$NODE_REGISTRY_PORT=http://$NODE_IP:$NODE_REGISTRY_PORT"; do
+    name=${pair%%=*} endpoint=${pair#*=}
+    mkdir -p "$STATE/containerd/certs.d/$name"
+    printf 'server = "%s"\n\n[host."%s"]\n  capabilities = ["pull", "resolve"]\n' \
+      "$endpoint" "$endpoint" >"$STATE/containerd/certs.d/$name/hosts.toml"
+  done
+}
+
+write_configs() {
+  mkdir -p "$STATE/cni/net.d"
+  # The local registry, plain http, for images referenced as 127.0.0.1:5000/name@sha256:...
+  write_registry_hosts
   cat >"$STATE/containerd/config.toml" <<TOML
 version = 2
 root = "$STATE/containerd/root"
