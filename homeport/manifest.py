@@ -426,6 +426,7 @@ _CRON_KEYS: dict[str, _Check] = {
     "schedule": _schedule,
     "command": _command,
     "timeout": _int_between(1, 7 * 24 * 3600, "a number of seconds"),
+    "volumes": _volume_names,
 }
 
 
@@ -474,13 +475,15 @@ def _parts(
     return out
 
 
-def volume_references(processes: Mapping[str, ProcessSpec], volumes: Container[str]) -> None:
-    """Refuse process volumes that name no `[volumes]` entry."""
-    for name, process in processes.items():
-        for volume in process.volumes:
+def volume_references(
+    parts: Mapping[str, ProcessSpec | CronSpec], table: str, volumes: Container[str]
+) -> None:
+    """Refuse process or cron volumes that name no `[volumes]` entry."""
+    for name, part in parts.items():
+        for volume in part.volumes:
             if volume not in volumes:
                 raise ManifestError(
-                    f"{FILENAME}: processes.{name}.volumes names {volume!r}, which is not in "
+                    f"{FILENAME}: {table}.{name}.volumes names {volume!r}, which is not in "
                     f"[volumes]; add [volumes.{volume}] or remove it from the list"
                 )
 
@@ -568,8 +571,14 @@ def _manifest(data: Mapping[str, Any]) -> Manifest:
         name: ProcessSpec(**fields)
         for name, fields in _parts("processes", data, _PROCESS_KEYS, "worker").items()
     }
+    cron = {
+        name: CronSpec(**fields)
+        for name, fields in _parts("cron", data, _CRON_KEYS, "backup").items()
+    }
     volumes = _volumes(data)
-    volume_references(processes, {volume.name for volume in volumes})
+    names = {volume.name for volume in volumes}
+    volume_references(processes, "processes", names)
+    volume_references(cron, "cron", names)
     return Manifest(
         build=BuildConfig(**_section("build", data)),
         run=RunConfig(**_section("run", data)),
@@ -577,12 +586,7 @@ def _manifest(data: Mapping[str, Any]) -> Manifest:
         env=env,
         ingress=IngressConfig(**_section("ingress", data)),
         processes=MappingProxyType(processes),
-        cron=MappingProxyType(
-            {
-                name: CronSpec(**fields)
-                for name, fields in _parts("cron", data, _CRON_KEYS, "backup").items()
-            }
-        ),
+        cron=MappingProxyType(cron),
         volumes=volumes,
         release=ReleaseConfig(**_section("release", data)),
     )

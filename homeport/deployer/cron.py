@@ -58,22 +58,26 @@ def cronjob(
     job: dict[str, Any] = {"backoffLimit": 0}
     if entry.timeout:
         job["activeDeadlineSeconds"] = entry.timeout
+    container: dict[str, Any] = {
+        "name": "app",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": list(entry.command),
+        "envFrom": [{"secretRef": {"name": secret_name}}],
+    }
+    # The entry's volumes, mounted where the app's pods mount them.
+    pod_volumes, mounts = objects.volume_parts(app, spec, entry.volumes)
+    if mounts:
+        container["volumeMounts"] = mounts
     job["template"] = {
         "metadata": {
             "labels": {**own, objects.RELEASE_KEY: str(version)},
             "annotations": {objects.RELEASE_KEY: str(version)},
         },
         "spec": {
+            **({"volumes": pod_volumes} if pod_volumes else {}),
             "restartPolicy": "Never",
-            "containers": [
-                {
-                    "name": "app",
-                    "image": image,
-                    "imagePullPolicy": "IfNotPresent",
-                    "args": list(entry.command),
-                    "envFrom": [{"secretRef": {"name": secret_name}}],
-                }
-            ],
+            "containers": [container],
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
         },

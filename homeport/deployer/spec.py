@@ -31,6 +31,8 @@ class CronSpec:
     command: tuple[str, ...]
     timeout: int | None = None
     """Seconds a run may take before it is stopped; None: no limit."""
+    volumes: tuple[str, ...] = ()
+    """Names of `[volumes]` entries a run mounts."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,13 @@ class RunSpec:
             for name, p in (values.get("processes") or {}).items()
         }
         values["cron"] = {
-            name: CronSpec(**{**_known(CronSpec, c), "command": tuple(c["command"])})
+            name: CronSpec(
+                **{
+                    **_known(CronSpec, c),
+                    "command": tuple(c["command"]),
+                    "volumes": tuple(c.get("volumes") or ()),
+                }
+            )
             for name, c in (values.get("cron") or {}).items()
         }
         values["volumes"] = tuple(Volume(**v) for v in values.get("volumes") or ())
