@@ -8,11 +8,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from homeport.redis_server import EmbeddedRedis  # noqa: E402
 from tests.support.servers import Homeport, start_redis  # noqa: E402
 
 __all__ = ["ROOT", "Homeport", "need", "rss_mb", "scratch", "start_redis", "timed"]
@@ -63,3 +65,18 @@ def git(*args: str, cwd: Path) -> str:
         text=True,
     )
     return out.stdout.strip()
+
+
+def on_test_cluster(work_dir: Path, workers: int = 2) -> tuple[Homeport, EmbeddedRedis, str]:
+    """homeport (receiver and workers, a Redis of its own) deploying into a fresh namespace of
+    the test cluster: (homeport, its Redis, the namespace), for the caller to stop and delete."""
+    from tests.support.cluster import KUBECONFIG
+
+    namespace = f"hp-bench-{uuid.uuid4().hex[:6]}"
+    redis = start_redis(work_dir / "redis")
+    hp = Homeport(
+        data_dir=work_dir / "data",
+        redis_url=redis.url,
+        extra_env={"HOMEPORT_KUBECONFIG": str(KUBECONFIG), "HOMEPORT_NAMESPACE": namespace},
+    ).start(workers=workers)
+    return hp, redis, namespace

@@ -33,7 +33,7 @@ import time
 import uuid
 from pathlib import Path
 
-from common import Homeport, scratch, start_redis
+from common import Homeport, on_test_cluster, scratch
 
 from homeport.config import Settings
 from homeport.deployer import release_job
@@ -169,14 +169,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     work_dir = scratch("config")
-    namespace = f"hp-bench-{uuid.uuid4().hex[:6]}"
     app = f"cfgbench{uuid.uuid4().hex[:6]}"
-    redis = start_redis(work_dir / "redis")
-    hp = Homeport(
-        data_dir=work_dir / "data",
-        redis_url=redis.url,
-        extra_env={"HOMEPORT_KUBECONFIG": str(KUBECONFIG), "HOMEPORT_NAMESPACE": namespace},
-    ).start(workers=2)
+    hp, redis, namespace = on_test_cluster(work_dir, workers=2)
     try:
         work = WorkTree(Path(work_dir / "app"), dockerfile=DOCKERFILE)
         work.write("index.html", "bench\n")

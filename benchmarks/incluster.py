@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, Homeport, scratch, start_redis
+from common import ROOT, on_test_cluster, scratch
 
 from tests.support.cluster import KUBECONFIG, delete_namespace
 from tests.support.gitwork import WorkTree
@@ -113,13 +113,7 @@ def main() -> None:
         _blog(work_dir / "installed"), f"{url.replace('://', f'://git:{token}@')}/git/{app}.git"
     )
 
-    namespace = f"hp-bench-{uuid.uuid4().hex[:6]}"
-    redis = start_redis(work_dir / "redis")
-    hp = Homeport(
-        data_dir=work_dir / "data",
-        redis_url=redis.url,
-        extra_env={"HOMEPORT_KUBECONFIG": str(KUBECONFIG), "HOMEPORT_NAMESPACE": namespace},
-    ).start(workers=2)
+    hp, redis, namespace = on_test_cluster(work_dir, workers=2)
     try:
         local = _push_to_live(_blog(work_dir / "local"), hp.remote(app))
     finally:

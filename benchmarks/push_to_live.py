@@ -12,12 +12,11 @@ import shutil
 import statistics
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
-from common import ROOT, Homeport, scratch, start_redis
+from common import ROOT, on_test_cluster, scratch
 
-from tests.support.cluster import KUBECONFIG, cluster_client, delete_namespace
+from tests.support.cluster import cluster_client, delete_namespace
 from tests.support.gitwork import WorkTree
 
 ROUNDS = 3
@@ -65,13 +64,7 @@ def _one_push(work: WorkTree, remote: str) -> dict[str, float]:
 
 def main() -> None:
     work_dir = scratch("live")
-    namespace = f"hp-bench-{uuid.uuid4().hex[:6]}"
-    redis = start_redis(work_dir / "redis")
-    hp = Homeport(
-        data_dir=work_dir / "data",
-        redis_url=redis.url,
-        extra_env={"HOMEPORT_KUBECONFIG": str(KUBECONFIG), "HOMEPORT_NAMESPACE": namespace},
-    ).start(workers=2)
+    hp, redis, namespace = on_test_cluster(work_dir, workers=2)
     rows = []
     try:
         work = WorkTree(Path(work_dir / "blog"), dockerfile=None)

@@ -29,11 +29,10 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 
-from common import Homeport, scratch, start_redis
+from common import Homeport, on_test_cluster, scratch
 
 from tests.support.cluster import KUBECONFIG, delete_namespace
 from tests.support.gitwork import WorkTree
@@ -203,13 +202,7 @@ def main() -> None:
     if not 0 <= args.rounds <= 50 or not 5 <= args.lines <= 200 or not 0 <= args.repeat <= 10:
         raise SystemExit("--rounds 0..50, --lines 5..200, --repeat 0..10")
     work_dir = scratch("runtime")
-    namespace = f"hp-bench-{uuid.uuid4().hex[:6]}"
-    redis = start_redis(work_dir / "redis")
-    hp = Homeport(
-        data_dir=work_dir / "data",
-        redis_url=redis.url,
-        extra_env={"HOMEPORT_KUBECONFIG": str(KUBECONFIG), "HOMEPORT_NAMESPACE": namespace},
-    ).start(workers=1)
+    hp, redis, namespace = on_test_cluster(work_dir, workers=1)
     try:
         work = WorkTree(Path(work_dir / APP), dockerfile=None)
         work.commit("bench", Dockerfile=DOCKERFILE, **{"index.html": "bench\n"})
