@@ -135,7 +135,7 @@ def test_log_in_watch_a_push_go_live_follow_it_and_roll_back(
     assert work.push(homeport.remote(app)).returncode == 0
     driver.get(f"{homeport.url}/apps/{app}")
     assert "live" in _text(driver, "release-2")
-    assert "deploy (push)" in _text(driver, "release-2")
+    assert " push " in _text(driver, "release-2")
     _by_id(driver, "rollback-1").click()
     wait_until(
         lambda: "roll back to v1" in _text(driver, "confirm"), timeout=10, what="the confirmation"
@@ -167,7 +167,9 @@ def test_log_in_watch_a_push_go_live_follow_it_and_roll_back(
     # Config keys show, masked; their values never reach the page.
     secret = "s3cr3t-" + uuid.uuid4().hex
     configured = homeport.api(
-        "POST", f"/api/apps/{app}/config", json={"set": {"API_KEY": secret, "MODE": "prod"}}
+        "POST",
+        f"/api/apps/{app}/config",
+        json={"set": {"API_KEY": secret, "MODE": "prod"}, "deploy": False},
     )
     assert configured.status_code == 200, configured.text
     driver.get(f"{homeport.url}/apps/{app}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from homeport import apps, db, jobs, releases
 from homeport.releases import Release
@@ -75,13 +74,12 @@ class AppDetail:
         return host_of(self.live)
 
     def cause(self, release: Release) -> str:
-        """Why the release was made: its recorded cause, else the source of its job."""
-        recorded: Any = getattr(release, "cause", None)
-        if isinstance(recorded, str) and recorded:
-            return recorded
+        """Why the release was made, and where its job came from when that says more:
+        `push`, `webhook (github)`, `rollback (page)`, `config (api)`."""
         source = self.sources.get(release.job_id or "", "")
-        kind = "rollback" if release.rollback_of else "deploy"
-        return f"{kind} ({source})" if source else kind
+        return (
+            f"{release.cause} ({source})" if source and source != release.cause else release.cause
+        )
 
     def can_roll_back_to(self, release: Release) -> bool:
         """Whether the page offers a rollback to it: it served once and is not what serves."""
