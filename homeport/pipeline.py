@@ -40,31 +40,41 @@ def run_app(app: str) -> None:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     settings = Settings.from_env()
     conn = queue.connect(settings.queue_url)
+    began = time.monotonic()
     try:
         with queue.Heartbeat(conn, app):
             job = lifecycle.claim(settings, conn, app)
-            if job is not None:
-                execute(settings, job)
+            while job is not None:
+                superseded = execute(settings, job)
+                # The newer job that stopped this one runs next, in this runner: queued behind
+                # every other app's runner it would wait for work this one just gave up. Only
+                # while rq's limit (job timeout plus its slack) still has room for a whole job.
+                if not superseded or time.monotonic() - began > queue.RQ_TIMEOUT_SLACK:
+                    break
+                job = lifecycle.claim(settings, conn, app)
     finally:
         lifecycle.hand_over(settings, conn, app)
 
 
-def execute(settings: Settings, job: jobs.Job) -> None:
-    """Run one job to its end; every outcome is recorded, nothing escapes as a traceback."""
+def execute(settings: Settings, job: jobs.Job) -> bool:
+    """Run one job to its end; every outcome is recorded, nothing escapes as a traceback.
+
+    Returns whether a newer job superseded it.
+    """
     out = lifecycle.output(settings, job)
     started = time.monotonic()
     try:
         release = _stages(settings, job, out)
     except lifecycle.Superseded as newer:
         lifecycle.supersede(settings, job, newer.newer)
-        return
+        return True
     except HomeportError as exc:
         # The reason is stored and shown by the API and git: masked like the output.
         text = out.masker(str(exc))
         named = isinstance(exc, lifecycle.ReleaseFailed)
         out.write(f"-----> {text}" if named else f"-----> {job.app} failed: {text}")
         lifecycle.fail(settings, job, text)
-        return
+        return False
     except BaseException as exc:
         # rq's timeout and a shutdown arrive as exceptions; anything else is a bug, logged in
         # full for the operator while the user reads one line.
@@ -79,9 +89,10 @@ def execute(settings: Settings, job: jobs.Job) -> None:
         lifecycle.fail(settings, job, reason)
         if not isinstance(exc, Exception | Shutdown):
             raise
-        return
+        return False
     out.write(f"-----> done in {time.monotonic() - started:.1f}s")
     lifecycle.succeed(settings, job, release)
+    return False
 
 
 def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None:

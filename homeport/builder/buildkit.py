@@ -43,7 +43,7 @@ _PRUNE_TIMEOUT = 300
 # Seconds between the polite stop of a build past its deadline and the kill.
 _STOP_GRACE = 3.0
 # Seconds between two questions whether a running build is still wanted.
-_CANCEL_CHECK = 0.5
+_CANCEL_CHECK = 0.25
 # A build step can print a line of any length; longer ones are cut into pieces this long.
 _MAX_LINE = 64 * 1024
 
@@ -251,7 +251,7 @@ def build(
     """Build the tar context, tag the image `ref` and push it; return the pushed digest.
 
     `dockerfile` is the Dockerfile's path inside the context; `what` names the app.
-    `pushing` is called once, when the push starts. `cancelled` is asked every half second;
+    `pushing` is called once, when the push starts. `cancelled` is asked four times a second;
     once it says yes the build is stopped and BuildCancelled raised.
     """
     masker = Masker(secrets.values())
