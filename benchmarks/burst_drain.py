@@ -17,12 +17,11 @@ the burst, queue waits, how long 0, 1, 2 jobs ran at once, and the CPU used by h
 by the Docker, registry and cluster daemons and by the whole machine (--timeline: every
 push). Everything runs in a namespace of its own, deleted at the end. Needs the test cluster.
 
-A run on the 2-core test box (shared; 55% busy during the single deploys): single deploy 2.95 s,
-ideal 15.5 s, drain 22.9 s, ratio 1.47; 10 jobs succeeded, 20 superseded (2 after their
-build), every app serving its last commit. A deploy took 2.9 s alone and 4.0 s beside
-another (rollout 1.4 -> 1.7 s, build 0.7 -> 1.0 s): a deploy costs about 2.4 CPU seconds,
-0.46 of them homeport's, the rest Docker's, the registry's and the cluster's. With one
-worker the same burst drains in 0.95 of its ideal.
+Six runs on the quiet 2-core test box: single deploy 1.9 s, ideal 10.5-11.1 s, ratio
+1.15-1.66 (median 1.39); 10 jobs succeeded, 20 superseded (2-4 stopped during their build),
+every app serving its last commit. A deploy costs the machine about 1.5 CPU seconds (0.4
+of them homeport's, the rest Docker's, the registry's and the cluster's); the spread comes
+from how the 12-14 jobs fall on the two workers at the end.
 """
 
 from __future__ import annotations
