@@ -39,8 +39,18 @@ def app_name(services: str) -> Iterator[str]:
         subprocess.run(["docker", "rmi", "-f", *set(images)], capture_output=True)
 
 
+@pytest.fixture(scope="session")
+def pruned_stamp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A build-cache prune stamp the session shares, fresh from the start: the engine's cache
+    is not pruned behind these builds, whose timing tests a prune running beside them (it
+    holds BuildKit's cache) would upset. The prune itself runs in the pipeline tests."""
+    stamp = tmp_path_factory.mktemp("buildkit") / "build-cache.pruned"
+    stamp.touch()
+    return stamp
+
+
 @pytest.fixture
-def build(services: str) -> Build:
+def build(services: str, pruned_stamp: Path) -> Build:
     """build_and_push with the test registry and limits filled in."""
 
     def run(repo: Path, app: str, commit: str, **overrides: Any) -> BuiltImage:
@@ -57,6 +67,7 @@ def build(services: str) -> Build:
             "emit": Recorder(),
             "max_blob_bytes": 256 * 1024**2,
             "max_context_bytes": 1024**3,
+            "pruned_stamp": pruned_stamp,
         }
         kwargs.update(overrides)
         return build_and_push(**kwargs)
