@@ -231,6 +231,12 @@ def _stopped(timeout: float) -> str:
     )
 
 
+def _pause(quiet_for: float) -> float:
+    """Seconds to wait before looking again: often while the job prints (a push's last line
+    ends it), seldom while it waits behind other apps' jobs."""
+    return POLL_SECONDS if quiet_for < IDLE_AFTER_SECONDS else IDLE_POLL_SECONDS
+
+
 def follow(path: Path, ended: Callable[[], bool], *, timeout: float | None = None) -> Iterator[str]:
     """Yield whole lines as they are written, until ended() is true and all is read.
 
@@ -253,7 +259,7 @@ def follow(path: Path, ended: Callable[[], bool], *, timeout: float | None = Non
         if deadline is not None and now > deadline:
             yield _stopped(timeout or 0)
             return
-        time.sleep(POLL_SECONDS if now - last_news < IDLE_AFTER_SECONDS else IDLE_POLL_SECONDS)
+        time.sleep(_pause(now - last_news))
 
 
 async def follow_async(
@@ -262,15 +268,23 @@ async def follow_async(
     """Like follow(), for the API: yields raw chunks of whole lines."""
     reader = _Reader(path)
     deadline = None if timeout is None else time.monotonic() + timeout
+    last_news = time.monotonic()
+
+    def look() -> tuple[bool, bytes]:
+        # One thread hop for both reads: a follower costs the event loop little.
+        done = ended()
+        return done, reader.read()
+
     while True:
-        done = await asyncio.to_thread(ended)
-        chunk = await asyncio.to_thread(reader.read)
+        done, chunk = await asyncio.to_thread(look)
         if chunk:
             yield chunk
+            last_news = time.monotonic()
             continue
         if done:
             return
-        if deadline is not None and time.monotonic() > deadline:
+        now = time.monotonic()
+        if deadline is not None and now > deadline:
             yield (_stopped(timeout or 0) + "\n").encode()
             return
-        await asyncio.sleep(POLL_SECONDS * 4)
+        await asyncio.sleep(_pause(now - last_news))

@@ -59,10 +59,11 @@ Emit = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Submitted:
-    """A job that entered the queue."""
+    """A job that entered the queue (`config`: the app's config names, for a config change)."""
 
     job: jobs.Job
     target: Release | None = None
+    config: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -276,9 +277,11 @@ def start_cron_run(settings: Settings, app: str, name: str) -> str:
 
 @dataclass(frozen=True)
 class Stored:
-    """A config change kept for a later release; `note` says which."""
+    """A config change kept for a later release; `note` says which; `config`: the app's
+    config names now."""
 
     note: str
+    config: tuple[str, ...] = ()
 
 
 def submit_config(
@@ -299,18 +302,25 @@ def submit_config(
 
     apps.check_app_name(app)
     names = list(unset)
+    now: list[str] = []
     try:
         if values:
-            appconfig.set_values(settings, app, values)
+            now = appconfig.set_values(settings, app, values)
         if names:
-            appconfig.unset(settings, app, names)
+            now = appconfig.unset(settings, app, names)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
     current = releases.live(settings.data_dir, app)
     if not deploy:
-        return Stored(f"stored; applies with the next release of {app} (a push or a config change)")
+        return Stored(
+            f"stored; applies with the next release of {app} (a push or a config change)",
+            tuple(now),
+        )
     if current is None:
-        return Stored(f"stored; {app} has no live release yet, so it applies on the first deploy")
+        return Stored(
+            f"stored; {app} has no live release yet, so it applies on the first deploy",
+            tuple(now),
+        )
     job = jobs.create(
         settings.data_dir,
         app=app,
@@ -322,7 +332,7 @@ def submit_config(
         params={"base": current.version},
     )
     _enter(settings, conn, job)
-    return Submitted(job, target=current)
+    return Submitted(job, target=current, config=tuple(now))
 
 
 # -- a runner's jobs -------------------------------------------------------------------------
@@ -682,8 +692,11 @@ def rollback_release(settings: Settings, job: jobs.Job, emit: Emit) -> Release:
     return _roll(settings, release, current, None, emit)
 
 
-def config_release(settings: Settings, job: jobs.Job, emit: Emit) -> Release:
-    """Roll the live image out again with the app's config as it is now, as a new release.
+def config_release(
+    settings: Settings, job: jobs.Job, emit: Emit, config: Mapping[str, str]
+) -> Release:
+    """Roll the live image out again with `config` (the app's config as the job found it),
+    as a new release.
 
     A config that keeps the app from becoming ready is rolled back to the previous release,
     whose Secret holds the previous config.
@@ -699,7 +712,7 @@ def config_release(settings: Settings, job: jobs.Job, emit: Emit) -> Release:
     # The release record keeps env names only: [env] values come from the live commit.
     manifest = read_manifest(apps.repo_path(settings.data_dir, job.app), current.commit)
     spec = replace(deployer.spec_of(current), env=dict(manifest.env))
-    env = deployer.release_env(settings, job.app, spec)
+    env = deployer.merged_env(spec, config)
     release = releases.create(
         settings.data_dir,
         app=job.app,

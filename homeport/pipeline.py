@@ -108,7 +108,7 @@ def _stages(settings: Settings, job: jobs.Job, out: joblog.JobLog) -> int | None
         return rolled.version
     if job.kind == jobs.CONFIG:
         # Same image and commit as the live release: no build, the branch stays where it is.
-        changed = lifecycle.config_release(settings, job, out)
+        changed = lifecycle.config_release(settings, job, out, config)
         lifecycle.keep_releases(settings, job.app, out)
         return changed.version
     repo_path = apps.repo_path(settings.data_dir, job.app)

@@ -38,7 +38,8 @@ def read(kube: Kube, app: str) -> dict[str, str]:
     return objects.secret_values(secret) if secret else {}
 
 
-def _change(kube: Kube, app: str, data: Mapping[str, str | None]) -> None:
+def _change(kube: Kube, app: str, data: Mapping[str, str | None]) -> list[str]:
+    """Apply the change; the names set afterwards (from the write's own answer)."""
     name = objects.config_secret_name(app)
     encoded = {
         k: (base64.b64encode(v.encode()).decode() if v is not None else None)
@@ -47,6 +48,8 @@ def _change(kube: Kube, app: str, data: Mapping[str, str | None]) -> None:
     for attempt in range(_TRIES):
         current = kube.get("secrets", name)
         if current is None:
+            if not any(v is not None for v in encoded.values()):
+                return []
             body: dict[str, Any] = {
                 "apiVersion": "v1",
                 "kind": "Secret",
@@ -55,7 +58,7 @@ def _change(kube: Kube, app: str, data: Mapping[str, str | None]) -> None:
                 "data": {k: v for k, v in encoded.items() if v is not None},
             }
             if kube.create(body) is not None:
-                return
+                return sorted(body["data"])
         else:
             # Optimistic concurrency: a 409 means someone else changed it; read again.
             patch = {
@@ -63,28 +66,24 @@ def _change(kube: Kube, app: str, data: Mapping[str, str | None]) -> None:
                 "data": encoded,
             }
             try:
-                kube.merge_patch("secrets", name, patch)
-                return
+                return sorted(kube.merge_patch("secrets", name, patch).get("data") or {})
             except Conflict:
                 if attempt == _TRIES - 1:
                     raise
+    raise AssertionError("unreachable")
 
 
 def set_values(settings: Settings, app: str, values: Mapping[str, str]) -> list[str]:
     """Set config values; returns the names now set."""
     _check(values)
     with Kube(settings) as kube:
-        kube.ensure_namespace()
-        _change(kube, app, dict(values))
-        return sorted(read(kube, app))
+        return _change(kube, app, dict(values))
 
 
 def unset(settings: Settings, app: str, keys: Iterable[str]) -> list[str]:
     """Remove config values; returns the names still set."""
     with Kube(settings) as kube:
-        if kube.get("secrets", objects.config_secret_name(app)) is not None:
-            _change(kube, app, {k: None for k in keys})
-        return sorted(read(kube, app))
+        return _change(kube, app, {k: None for k in keys})
 
 
 def values(settings: Settings, app: str) -> dict[str, str]:

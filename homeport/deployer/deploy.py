@@ -93,10 +93,15 @@ def snapshot(spec: RunSpec, env: Mapping[str, str]) -> dict[str, Any]:
     return {"spec": data, "env_keys": sorted(env)}
 
 
+def merged_env(spec: RunSpec, config: Mapping[str, str]) -> dict[str, str]:
+    """A release's env: homeport.toml's [env], then the app's config secrets over it."""
+    return {**spec.env, **config}
+
+
 def release_env(settings: Settings, app: str, spec: RunSpec) -> dict[str, str]:
-    """The env a new release runs with: homeport.toml's [env], then the app's config secrets."""
+    """The env a new release runs with, the app's config read now."""
     with Kube(settings) as kube:
-        return {**spec.env, **appconfig.read(kube, app)}
+        return merged_env(spec, appconfig.read(kube, app))
 
 
 def has_secret(settings: Settings, release: Release) -> bool:
@@ -182,7 +187,6 @@ def _create_secret(kube: Kube, release: Release, env: Mapping[str, str]) -> None
 def create_secret(settings: Settings, release: Release, env: Mapping[str, str]) -> None:
     """Create the release's env Secret ahead of its rollout, for its release command."""
     with Kube(settings) as kube:
-        kube.ensure_namespace()
         _create_secret(kube, release, env)
 
 
@@ -234,7 +238,6 @@ def roll_out(
     """
     with Kube(settings) as kube:
         try:
-            kube.ensure_namespace()
             if env is not None:
                 _create_secret(kube, release, env)
             # Processes first: web keeps serving the previous release until every process of

@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -86,6 +86,10 @@ class Gone(ApiError):
     """410: a watch's resourceVersion is too old."""
 
 
+class NamespaceMissing(ApiError):
+    """404 on a write into the namespace: the namespace itself does not exist."""
+
+
 class ClusterUnreachable(ApiError, Unavailable):
     """The API server could not be reached, or kept answering 5xx, for RETRY_FOR seconds."""
 
@@ -99,6 +103,15 @@ class WatchEvent:
     type: str
     obj: dict[str, Any] = field(default_factory=dict)
     items: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _missing_namespace(body: bytes) -> bool:
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return False
+    details = data.get("details") if isinstance(data, dict) else None
+    return isinstance(details, dict) and details.get("kind") == "namespaces"
 
 
 def _status_message(body: bytes) -> str:
@@ -183,6 +196,12 @@ class Kube:
             return Conflict(f"conflict on {what}: {message}", status)
         if status == 410:
             return Gone(f"{what}: {message}", status)
+        if status == 404 and _missing_namespace(body):
+            return NamespaceMissing(
+                f"namespace '{self.namespace}' does not exist ({what}: {message}); create it"
+                f" with `kubectl create namespace {self.namespace}` or set HOMEPORT_NAMESPACE",
+                status,
+            )
         if status in (400, 422):
             return ApiError(f"the cluster rejected {what}: {message}", status)
         if status >= 500 or status == 429:
@@ -277,7 +296,7 @@ class Kube:
         """Create the object in the namespace; None when it already exists."""
         kind = _KINDS[obj["kind"]]
         try:
-            return self.request("POST", self.path(kind), body=obj)
+            return self._into_namespace(lambda: self.request("POST", self.path(kind), body=obj))
         except Conflict:
             return None
 
@@ -289,12 +308,14 @@ class Kube:
         query: dict[str, str | int] = {"fieldManager": MANAGER, "force": "true"}
         for attempt in range(APPLY_CONFLICT_TRIES):
             try:
-                return self.request(
-                    "PATCH",
-                    path,
-                    query=query,
-                    body=obj,
-                    content_type="application/apply-patch+yaml",
+                return self._into_namespace(
+                    lambda: self.request(
+                        "PATCH",
+                        path,
+                        query=query,
+                        body=obj,
+                        content_type="application/apply-patch+yaml",
+                    )
                 )
             except Conflict:
                 # Someone changed the object between our read and write: apply again.
@@ -323,6 +344,17 @@ class Kube:
                 return False
             raise
         return True
+
+    def _into_namespace(self, write: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """A write into the namespace that creates the namespace when it is missing.
+
+        Asking first would cost every deploy a round trip for what happens once per install.
+        """
+        try:
+            return write()
+        except NamespaceMissing:
+            self.ensure_namespace()
+            return write()
 
     def ensure_namespace(self) -> None:
         """Create the apps namespace if missing; a Forbidden create is fine if it exists."""

@@ -171,7 +171,7 @@ async def config(request: Request) -> Response:
         )
 
     submitted = await asyncio.to_thread(submit)
-    shown = await asyncio.to_thread(appconfig.show, settings, app)
+    shown = {name: appconfig.MASK for name in submitted.config}
     if isinstance(submitted, lifecycle.Stored):
         return JSONResponse({"app": app, "config": shown, "note": submitted.note})
     job = submitted.job

@@ -258,7 +258,14 @@ def test_reconcile_settles_a_release_left_deploying(settings: Settings, apps: Ap
 @pytest.mark.cluster
 def test_app_config_overrides_manifest_env_and_is_masked(settings: Settings, apps: Apps) -> None:
     """`config set` values override [env] in the next release; show never reveals them."""
-    appconfig.set_values(settings, APP, {"GREETING": "from config", "TOKEN": "s3cret"})
+    # The fixture's namespace does not exist yet: the first write makes it.
+    with Kube(settings) as kube:
+        assert kube.get("secrets", objects.config_secret_name(APP)) is None
+    set_now = appconfig.set_values(settings, APP, {"GREETING": "from config", "TOKEN": "s3cret"})
+    assert set_now == ["GREETING", "TOKEN"]
+    with Kube(settings) as kube:
+        namespace = kube.request("GET", f"/api/v1/namespaces/{settings.namespace}")
+    assert namespace["metadata"]["name"] == settings.namespace
     assert appconfig.show(settings, APP) == {"GREETING": "********", "TOKEN": "********"}
     lines: list[str] = []
     _deploy(settings, apps.one, lines=lines)
