@@ -595,19 +595,25 @@ def deploy_release(
         ) from exc
     env = deployer.release_env(settings, job.app, spec)
     previous = releases.live(settings.data_dir, job.app)
+    config = deployer.snapshot(spec, env)
+    shared = deployer.same_env_secret(settings, previous, env)
+    if shared:
+        config["secret"] = shared
     release = releases.create(
         settings.data_dir,
         app=job.app,
         commit=job.commit,
         image=image,
-        config=deployer.snapshot(spec, env),
+        config=config,
         job_id=job.id,
         cause="webhook" if job.source in WEBHOOK_SOURCES else "push",
     )
+    # None: the release runs with the live release's Secret, which holds the same env.
+    new_env = None if shared else env
     if spec.release_command:
-        _release_command(settings, release, previous, spec, env=env, emit=emit)
+        _release_command(settings, release, previous, spec, env=new_env, emit=emit)
     emit(f"-----> Rolling out {job.app} v{release.version} ({deployer.short_image(image)})")
-    return _roll(settings, release, previous, env, emit)
+    return _roll(settings, release, previous, new_env, emit)
 
 
 def _release_command(

@@ -104,6 +104,28 @@ def release_env(settings: Settings, app: str, spec: RunSpec) -> dict[str, str]:
         return merged_env(spec, appconfig.read(kube, app))
 
 
+def same_env_secret(
+    settings: Settings, previous: Release | None, env: Mapping[str, str]
+) -> str | None:
+    """The previous release's env Secret when it holds exactly `env`, for the new release
+    to run with too.
+
+    A pod that names a Secret the node has not read yet can wait a second or two for the
+    node's permission to read it; the live release's Secret is one the node reads already.
+    Content is compared with the cluster's copy, so a Secret changed or deleted behind
+    homeport's back is never reused.
+    """
+    if previous is None:
+        return None
+    name = secret_of(previous)
+    with Kube(settings) as kube:
+        found = kube.get("secrets", name)
+    wanted = objects.release_secret(previous.app, previous.version, env)["data"]
+    if found is None or not found.get("immutable") or (found.get("data") or {}) != wanted:
+        return None
+    return name
+
+
 def has_secret(settings: Settings, release: Release) -> bool:
     """Whether the env Secret the release runs with still exists."""
     with Kube(settings) as kube:

@@ -204,6 +204,31 @@ def test_rollback_restores_code_and_config_of_an_old_release(
 
 
 @pytest.mark.cluster
+def test_releases_with_the_same_env_share_the_live_release_secret(
+    settings: Settings, apps: Apps
+) -> None:
+    """A deploy whose env is the live release's runs with that release's Secret; another env
+    gets a Secret of its own; retention keeps a shared Secret while a kept release uses it."""
+    first = _deploy(settings, apps.one)
+    second = _deploy(settings, apps.two)
+    assert deploy.secret_of(second) == "web-v1"
+    assert _get(settings, "/env.txt") == (200, "hello")
+    third = _deploy(settings, apps.three, replace(HEALTHY, env={"GREETING": "changed"}))
+    assert deploy.secret_of(third) == "web-v3"
+    assert _get(settings, "/env.txt") == (200, "changed")
+    with Kube(settings) as kube:
+        assert kube.get("secrets", "web-v2") is None
+    kept = [r for r in releases.history(settings.data_dir, APP) if r.version != first.version]
+    deploy.keep_digests(settings, kept, [first])
+    with Kube(settings) as kube:
+        assert kube.get("secrets", "web-v1") is not None  # v2 runs with it
+    back = _rollback(settings, 2)
+    assert deploy.secret_of(back) == "web-v1"
+    assert _get(settings) == (200, "release two")
+    assert _get(settings, "/env.txt") == (200, "hello")
+
+
+@pytest.mark.cluster
 def test_rollback_of_an_unknown_version_is_not_found(settings: Settings, apps: Apps) -> None:
     """Naming a release that never existed raises NotFound."""
     _deploy(settings, apps.one)

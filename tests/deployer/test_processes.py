@@ -144,7 +144,8 @@ def test_cron_runs_the_live_release_and_a_run_started_now_completes(
     assert made["spec"]["concurrencyPolicy"] == "Forbid"
     job = made["spec"]["jobTemplate"]["spec"]
     assert job["activeDeadlineSeconds"] == 30
-    assert cron.template_parts(made) == ({apps.two}, {"web-v2"})
+    # v2 has v1's env, so it runs with v1's Secret.
+    assert cron.template_parts(made) == ({apps.two}, {"web-v1"})
 
     name = lifecycle.start_cron_run(settings, APP, "tick")
     assert name.startswith("web-tick-run-")
