@@ -43,7 +43,7 @@ _PRUNE_TIMEOUT = 300
 # Seconds between the polite stop of a build past its deadline and the kill.
 _STOP_GRACE = 3.0
 # Seconds between two questions whether a running build is still wanted.
-_CANCEL_CHECK = 0.25
+_CANCEL_CHECK = 0.1
 # A build step can print a line of any length; longer ones are cut into pieces this long.
 _MAX_LINE = 64 * 1024
 
@@ -213,6 +213,11 @@ class _Stopper:
                 self.fired = True
                 break
         # Closing the session makes the engine cancel the solve and kill the running step.
+        # A build nobody wants ends at once: its worker has the newer job to run, and the
+        # engine cancels the solve just the same when the session's connection drops.
+        if self.cancelled:
+            self._signal(signal.SIGKILL)
+            return
         self._signal(signal.SIGTERM)
         if not self._done.wait(_STOP_GRACE):
             self._signal(signal.SIGKILL)
@@ -251,7 +256,7 @@ def build(
     """Build the tar context, tag the image `ref` and push it; return the pushed digest.
 
     `dockerfile` is the Dockerfile's path inside the context; `what` names the app.
-    `pushing` is called once, when the push starts. `cancelled` is asked four times a second;
+    `pushing` is called once, when the push starts. `cancelled` is asked ten times a second;
     once it says yes the build is stopped and BuildCancelled raised.
     """
     masker = Masker(secrets.values())
