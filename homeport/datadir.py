@@ -41,6 +41,10 @@ def make_private(data_dir: Path, *, fix_existing: bool = True) -> None:
             path = Path(root) / name
             try:
                 _restrict(path)
+            except FileNotFoundError:
+                # Gone since the walk listed it: SQLite's journal of a worker that started
+                # beside this process, a job log segment rotated away.
+                continue
             except PermissionError:
                 log.warning("cannot make %s private: it belongs to another user", path)
 

@@ -57,3 +57,24 @@ def test_what_is_created_afterwards_is_private(tmp_path: Path, umask: None) -> N
     (tmp_path / "new" / "file").write_text("x")
     assert _mode(tmp_path / "new" / "dir") == 0o700
     assert _mode(tmp_path / "new" / "file") == 0o600
+
+
+def test_a_file_gone_during_the_walk_does_not_stop_start_up(
+    tmp_path: Path, umask: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file removed between the walk listing it and its chmod (a worker's SQLite journal)
+    is skipped; the rest is still made private."""
+    data = tmp_path / "data"
+    data.mkdir()
+    kept = data / "kept.txt"
+    kept.write_text("x")
+    kept.chmod(0o644)
+    real_walk = os.walk
+
+    def walk_with_a_vanished_file(top: Path) -> Iterator[tuple[str, list[str], list[str]]]:
+        for root, dirs, files in real_walk(top):
+            yield root, dirs, ["homeport.db-journal", *files]
+
+    monkeypatch.setattr("homeport.datadir.os.walk", walk_with_a_vanished_file)
+    make_private(data)
+    assert _mode(kept) == 0o600

@@ -5,8 +5,9 @@ value (`Live`, `Failed`); writing records and telling the user how a release end
 lifecycle's (homeport/lifecycle.py). It emits progress lines while it works.
 
 A release is immutable: an image digest, run settings and an env Secret `<app>-v<N>` that is
-never changed. Rolling back to a release re-applies exactly those, so the old ReplicaSet (and
-its pods, if they are still up) is reused and config comes back with the code.
+never changed (shared with the release before it when the env is the same). Rolling back to a
+release re-applies exactly those, so the old ReplicaSet (and its pods, if they are still up) is
+reused and config comes back with the code.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def spec_of(release: Release) -> RunSpec:
 
 
 def secret_of(release: Release) -> str:
-    """The env Secret a release runs with (a rollback release reuses its target's)."""
+    """The env Secret a release runs with (a rollback release reuses its target's, a release
+    with the live release's env that release's)."""
     return str(
         release.config.get("secret") or objects.release_secret_name(release.app, release.version)
     )
