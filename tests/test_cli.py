@@ -7,20 +7,9 @@ import os
 import subprocess
 import sys
 
+from tests.support.cli import run_cli as _cli
 from tests.support.gitwork import WorkTree
 from tests.support.servers import TOKEN, Homeport
-
-
-def _cli(hp: Homeport, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
-    env.update(HOMEPORT_URL=hp.url, HOMEPORT_TOKEN=TOKEN)
-    return subprocess.run(
-        [sys.executable, "-m", "homeport", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_releases_rollback_config_and_logs(homeport: Homeport, work: WorkTree) -> None:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from typing import Any
 
+from tests.support.cli import run_cli as _cli
 from tests.support.cluster import Kube, Poller, service_proxy_get
 from tests.support.gitwork import WorkTree
-from tests.support.servers import TOKEN, Homeport
+from tests.support.servers import Homeport
 
 DOCKERFILE = """FROM homeport-base:busybox
 COPY . /www
@@ -32,18 +30,6 @@ timeout = 20
 [release]
 command = ["sh", "-c", "echo migrating data; echo migration done"]
 """
-
-
-def _cli(hp: Homeport, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
-    env.update(HOMEPORT_URL=hp.url, HOMEPORT_TOKEN=TOKEN)
-    return subprocess.run(
-        [sys.executable, "-m", "homeport", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def _releases(hp: Homeport, app: str) -> list[dict[str, Any]]:

@@ -141,8 +141,35 @@ def _probe(spec: RunSpec) -> dict[str, Any]:
 
 
 def _resources(spec: RunSpec) -> dict[str, Any]:
-    amounts = {k: v for k, v in (("memory", spec.memory), ("cpu", spec.cpu)) if v}
+    return resources(spec.memory, spec.cpu)
+
+
+def resources(memory: str | None, cpu: str | None) -> dict[str, Any]:
+    """A container's `resources`: requests equal to limits, or {} when neither is set."""
+    amounts = {k: v for k, v in (("memory", memory), ("cpu", cpu)) if v}
     return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else {}
+
+
+def pod_spec(
+    container: dict[str, Any],
+    container_resources: dict[str, Any],
+    pod_volumes: list[dict[str, Any]],
+    mounts: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The pod of a Deployment running the app's code in `container` (completed here)."""
+    if container_resources:
+        container["resources"] = container_resources
+    if mounts:
+        container["volumeMounts"] = mounts
+    pod: dict[str, Any] = {
+        "containers": [container],
+        # Apps get no API credentials and no service-link env noise.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+    }
+    if pod_volumes:
+        pod["volumes"] = pod_volumes
+    return pod
 
 
 def deployment(
@@ -168,20 +195,7 @@ def deployment(
         "envFrom": [{"secretRef": {"name": secret_name}}],
         "readinessProbe": _probe(spec),
     }
-    resources = _resources(spec)
-    if resources:
-        container["resources"] = resources
-    pod_volumes, mounts = volume_parts(app, spec)
-    if mounts:
-        container["volumeMounts"] = mounts
-    pod: dict[str, Any] = {
-        "containers": [container],
-        # Apps get no API credentials and no service-link env noise.
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-    }
-    if pod_volumes:
-        pod["volumes"] = pod_volumes
+    pod = pod_spec(container, _resources(spec), *volume_parts(app, spec))
     # Keep every old pod until a new one is available: a failed release costs nothing.
     strategy: dict[str, Any] = {
         "type": "RollingUpdate",

@@ -79,18 +79,7 @@ def deployment(
         "args": list(part.command),
         "envFrom": [{"secretRef": {"name": secret_name}}],
     }
-    amounts = {k: v for k, v in (("memory", part.memory), ("cpu", part.cpu)) if v}
-    if amounts:
-        container["resources"] = {"requests": dict(amounts), "limits": dict(amounts)}
-    if mounts:
-        container["volumeMounts"] = mounts
-    pod: dict[str, Any] = {
-        "containers": [container],
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-    }
-    if volumes:
-        pod["volumes"] = volumes
+    pod = objects.pod_spec(container, objects.resources(part.memory, part.cpu), volumes, mounts)
     own = labels(app, process)
     return {
         "apiVersion": "apps/v1",

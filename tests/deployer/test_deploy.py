@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from homeport import db, jobs, lifecycle, releases
+from homeport import jobs, lifecycle, releases
 from homeport.config import Settings
 from homeport.deployer import appconfig, deploy, objects
 from homeport.deployer.kube import Kube
@@ -19,6 +19,7 @@ from homeport.lifecycle import ReleaseFailed
 from homeport.releases import ReleaseUnavailable
 from tests.deployer.conftest import Apps
 from tests.deployer.images import MISSING
+from tests.deployer.records import job_record as _job
 from tests.support.cluster import Poller
 
 APP = "web"
@@ -29,21 +30,6 @@ def _get(settings: Settings, path: str = "/") -> tuple[int, str]:
     with Kube(settings) as kube:
         status, body = kube.proxy_get(APP, path)
     return status, body.decode(errors="replace").strip()
-
-
-def _job(settings: Settings, kind: str = "deploy", version: int | None = None) -> jobs.Job:
-    """A job record, as the lifecycle's intake would have made it."""
-    db.init(settings.data_dir)
-    return jobs.create(
-        settings.data_dir,
-        app=APP,
-        kind=kind,
-        ref="refs/heads/main",
-        commit="0" * 40,
-        old_sha="0" * 40,
-        source="api",
-        params={} if version is None else {"version": version},
-    )
 
 
 def _deploy(

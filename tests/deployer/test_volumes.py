@@ -6,11 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from homeport import db, jobs, lifecycle, releases
+from homeport import lifecycle, releases
 from homeport.config import Settings
 from homeport.deployer.kube import Kube
 from homeport.deployer.spec import RunSpec, Volume
 from homeport.lifecycle import ReleaseFailed
+from tests.deployer.records import job_record as _job
 from tests.support.cluster import build_and_push
 
 APP = "web"
@@ -38,20 +39,6 @@ def images(cluster: object) -> dict[str, str]:
 def _spec(greeting: str, *volumes: Volume) -> RunSpec:
     return RunSpec(
         health_path="/healthz", health_timeout=90, env={"GREETING": greeting}, volumes=volumes
-    )
-
-
-def _job(settings: Settings, kind: str = "deploy", version: int | None = None) -> jobs.Job:
-    db.init(settings.data_dir)
-    return jobs.create(
-        settings.data_dir,
-        app=APP,
-        kind=kind,
-        ref="refs/heads/main",
-        commit="0" * 40,
-        old_sha="0" * 40,
-        source="api",
-        params={} if version is None else {"version": version},
     )
 
 

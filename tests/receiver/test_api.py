@@ -13,6 +13,7 @@ import httpx
 from homeport import apps, joblog, jobs
 from homeport.joblog import JobLog
 from tests.support.gitwork import WorkTree
+from tests.support.records import queued_job
 from tests.support.servers import TOKEN, WEBHOOK_SECRET, Homeport
 from tests.support.webhooks import rollback_headers
 
@@ -105,15 +106,7 @@ def test_bad_config_bodies_are_400(receiver: Homeport) -> None:
 
 def _queued_job(data_dir: Path, app: str = "blog") -> jobs.Job:
     apps.create_repo(data_dir, app, "main")
-    return jobs.create(
-        data_dir,
-        app=app,
-        kind="deploy",
-        ref="refs/heads/main",
-        commit="a" * 40,
-        old_sha="0" * 40,
-        source="push",
-    )
+    return queued_job(data_dir, app)
 
 
 def test_a_capped_log_reads_back_its_start_and_end(receiver: Homeport) -> None:

@@ -3,33 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.cli import run_cli
 from tests.support.gitservers import SshGit
-from tests.support.servers import TOKEN, Homeport
+from tests.support.servers import Homeport
 from tests.support.webhooks import github, jobs_of, payload
 
 SECRET = "ghp_credential_api_secret_91b2"
 
 
 def _cli(hp: Homeport, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
-    env.update(HOMEPORT_URL=hp.url, HOMEPORT_TOKEN=TOKEN)
-    return subprocess.run(
-        [sys.executable, "-m", "homeport", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(hp, *args, stdin=stdin, timeout=60)
 
 
 @pytest.fixture

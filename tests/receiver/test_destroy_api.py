@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from homeport import apps, db, destroy, jobs
 from tests.support.gitwork import WorkTree
+from tests.support.records import queued_job
 from tests.support.servers import Homeport
-
-
-def _queued_job(data_dir: Path, app: str) -> jobs.Job:
-    return jobs.create(
-        data_dir,
-        app=app,
-        kind="deploy",
-        ref="refs/heads/main",
-        commit="a" * 40,
-        old_sha="0" * 40,
-        source="api",
-    )
 
 
 def test_bad_requests_remove_nothing(receiver: Homeport) -> None:
@@ -42,7 +29,7 @@ def test_bad_requests_remove_nothing(receiver: Homeport) -> None:
 def test_an_app_with_a_job_waiting_is_not_removed(receiver: Homeport) -> None:
     """409 while a job of the app is queued or running, naming it; the app stays."""
     apps.create_repo(receiver.data_dir, "blog", "main")
-    job = _queued_job(receiver.data_dir, "blog")
+    job = queued_job(receiver.data_dir, "blog", source="api")
     answer = receiver.api("DELETE", "/api/apps/blog", json={"confirm": "blog"})
     assert answer.status_code == 409
     assert f"has a job queued ({job.id}); wait for it to end" in answer.json()["error"]
@@ -60,4 +47,4 @@ def test_no_job_starts_while_an_app_is_being_removed(receiver: Homeport, work: W
     assert "app 'blog' is being removed (homeport apps destroy)" in pushed.stderr
     with db.connect(receiver.data_dir) as tx:
         destroy.end(tx, "blog")
-    assert _queued_job(receiver.data_dir, "blog").status == "queued"
+    assert queued_job(receiver.data_dir, "blog", source="api").status == "queued"

@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from homeport import apps, joblog, jobs, releases
 from homeport.config import Settings
 from homeport.receiver.app import create_app
+from tests.support.records import queued_job
 from tests.support.servers import GITLAB_TOKEN, TOKEN, WEBHOOK_SECRET
 
 ALLOWED = {200, 202, 400, 401, 403, 404, 405, 413}
@@ -346,15 +347,7 @@ def routes_client(tmp_path: Path, redis_url: str) -> Iterator[Client]:
     )
     app = create_app(s, TOKEN, redis.Redis.from_url(redis_url))
     apps.create_repo(tmp_path, KNOWN_APP, "main")
-    job = jobs.create(
-        tmp_path,
-        app=KNOWN_APP,
-        kind="deploy",
-        ref="refs/heads/main",
-        commit="a" * 40,
-        old_sha="0" * 40,
-        source="push",
-    )
+    job = queued_job(tmp_path, KNOWN_APP)
     jobs.finish(tmp_path, job.id, jobs.SUCCEEDED, "")
     joblog.JobLog(joblog.log_path(tmp_path, KNOWN_APP, job.id)).write("-----> done")
     for _ in (1, 2):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 import uvicorn
@@ -16,6 +17,30 @@ from starlette.routing import Route
 from homeport.receiver.runtime_api import _stream
 from tests.support.servers import free_port, wait_healthy
 from tests.support.waiting import wait_until
+
+
+@contextmanager
+def _serving(produce: Callable[[threading.Event], Iterator[bytes]]) -> Iterator[str]:
+    """Serve produce's stream at /stream (and /healthz) on 127.0.0.1; yield the base URL."""
+
+    async def stream(request: Request) -> Response:
+        return _stream(produce)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    app = Starlette(routes=[Route("/stream", stream), Route("/healthz", healthz)])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_healthy(url, 10)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def test_a_stream_ends_its_producer_when_the_client_leaves() -> None:
@@ -34,20 +59,7 @@ def test_a_stream_ends_its_producer_when_the_client_leaves() -> None:
                 yield b"more\n"
         stopped.set()
 
-    async def stream(request: Request) -> Response:
-        return _stream(produce)
-
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"ok": True})
-
-    app = Starlette(routes=[Route("/stream", stream), Route("/healthz", healthz)])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        assert wait_healthy(url, 10)
+    with _serving(produce) as url:
         with httpx.Client(timeout=10) as client:
             with client.stream("GET", url + "/stream") as answer:
                 lines = answer.iter_lines()
@@ -58,9 +70,6 @@ def test_a_stream_ends_its_producer_when_the_client_leaves() -> None:
                 release.set()
                 assert next(lines) == "more"
         wait_until(stopped.is_set, timeout=10, what="the producer to stop", interval=0.05)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_streams_past_the_limit_are_refused_until_one_closes() -> None:
@@ -73,20 +82,8 @@ def test_streams_past_the_limit_are_refused_until_one_closes() -> None:
         yield b"open\n"
         stop.wait(60)  # bounded: a quiet follow, ended by its client
 
-    async def stream(request: Request) -> Response:
-        return _stream(produce)
-
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"ok": True})
-
-    app = Starlette(routes=[Route("/stream", stream), Route("/healthz", healthz)])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}/stream"
-    try:
-        assert wait_healthy(f"http://127.0.0.1:{port}", 10)
+    with _serving(produce) as base:
+        url = base + "/stream"
         limits = httpx.Limits(max_connections=runtime_api.MAX_STREAMS + 5)
         with httpx.Client(timeout=10, limits=limits) as client, ExitStack() as streams:
             opened = []
@@ -105,6 +102,3 @@ def test_streams_past_the_limit_are_refused_until_one_closes() -> None:
                     return answer.status_code == 200
 
             wait_until(admitted, timeout=10, what="a freed stream", interval=0.1)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

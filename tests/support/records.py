@@ -61,3 +61,16 @@ def seed_app(
             jobs.finish(data_dir, job.id, jobs.SUCCEEDED, "", release.version)
         made.append(releases.get(data_dir, app, release.version))
     return made
+
+
+def queued_job(data_dir: Path, app: str, *, source: str = "push") -> jobs.Job:
+    """A deploy job of app's main branch, queued and never picked up."""
+    return jobs.create(
+        data_dir,
+        app=app,
+        kind="deploy",
+        ref="refs/heads/main",
+        commit="a" * 40,
+        old_sha="0" * 40,
+        source=source,
+    )
