@@ -9,13 +9,15 @@
    `kubectl run --rm -i --restart=Never` of the same command from the same image (ratio
    target <= 1.2).
 
-A run of 7 rounds on the shared 2-core test box (load average 9-13): release command 0.85 s
-vs kubectl run 2.22 s, ratio 0.38; config release through the CLI 2.54 s vs kubectl 0.87 s,
-ratio 2.9 (1.1-1.2 s vs 0.74-0.94 s in the quietest rounds, ratio about 1.4); the same
-through the API alone 2.15 s. An earlier run of 3 rounds: 2.38 s vs 1.91 s, ratio 1.25 (API
-1.92 s, ratio 1.01). homeport's fixed cost is about 1 s: storing the change in the config
-Secret, the queue hop to a worker, and a new immutable env Secret per release, which a
-`kubectl set env` does not make; the rollout itself is the same Deployment update.
+On the quiet 2-core test box, 9 rounds: config release through the CLI 1.10 s against
+kubectl's 0.94 s, ratio 1.17 (another run: 1.09 s against 0.98 s, 1.11); through the API
+alone 1.05 s; release command 0.91 s against `kubectl run` 2.14 s, ratio 0.42. What is left
+of homeport's own cost (about 0.15 s): the CLI's start, storing the change in the config
+Secret, the queue hop to a worker, the release's records. Some rounds on either side take
+one or two seconds more: a new pod's first readiness probe can come before the app listens,
+and a pod that names a Secret created a moment before can wait for the node to be allowed
+to read it ("failed to sync secret cache"), which a `kubectl set env` never meets; a config
+release needs a new Secret, so its rounds meet it more often (3 of 9 against 1 of 9).
 
 Rounds alternate homeport and kubectl so that both see the same load. Everything runs in a
 namespace of its own, deleted at the end; all traffic stays on loopback. Needs the test
