@@ -109,15 +109,16 @@ def apply(kube: Kube, app: str, version: int, image: str, spec: RunSpec, secret:
         kube.apply(body)
 
 
-def owned(kube: Kube, app: str) -> list[dict[str, Any]]:
+def owned(kube: Kube, app: str, *, cached: bool = False) -> list[dict[str, Any]]:
     """The app's CronJobs in the cluster."""
-    return list(kube.list("cronjobs", selector=selector(app)).get("items") or [])
+    return list(kube.list("cronjobs", selector=selector(app), cached=cached).get("items") or [])
 
 
 def prune(kube: Kube, app: str, keep: Iterable[str], emit: Emit) -> None:
     """Delete the app's CronJobs (and with them their runs) not in `keep`."""
     wanted = set(keep)
-    for item in owned(kube, app):
+    # A moment-old list is enough to find what is no longer wanted; it costs no wait.
+    for item in owned(kube, app, cached=True):
         meta = item.get("metadata", {})
         name = (meta.get("labels") or {}).get(CRON_KEY, "")
         if name not in wanted and kube.delete("cronjobs", meta["name"], cascade=True):

@@ -161,15 +161,16 @@ def follow(kube: Kube, app: str, version: int, spec: RunSpec, emit: Emit, timeou
             emit(f"       {process}: running for {STABLE_SECONDS}s without a restart")
 
 
-def owned(kube: Kube, app: str) -> list[dict[str, Any]]:
+def owned(kube: Kube, app: str, *, cached: bool = False) -> list[dict[str, Any]]:
     """The app's process Deployments in the cluster."""
-    return list(kube.list("deployments", selector=selector(app)).get("items") or [])
+    return list(kube.list("deployments", selector=selector(app), cached=cached).get("items") or [])
 
 
 def prune(kube: Kube, app: str, keep: Iterable[str], emit: Emit) -> None:
     """Delete the app's process Deployments whose process is not in `keep`."""
     wanted = set(keep)
-    for item in owned(kube, app):
+    # A moment-old list is enough to find what is no longer wanted; it costs no wait.
+    for item in owned(kube, app, cached=True):
         meta = item.get("metadata", {})
         process = (meta.get("labels") or {}).get(PROCESS_KEY, "")
         if process not in wanted and kube.delete("deployments", meta["name"], cascade=True):

@@ -377,7 +377,9 @@ def follow(
             revision = ((current or {}).get("metadata", {}).get("annotations") or {}).get(REVISION)
             if current is not None and revision and revision != seen_revision:
                 # A new revision: find its ReplicaSet, whose pods are the ones that count.
-                listed = kube.list("replicasets", selector=selector)
+                # From the cache: a ReplicaSet it does not hold yet is looked for again at
+                # the next event, and a current list would wait on the rollout's own writes.
+                listed = kube.list("replicasets", selector=selector, cached=True)
                 pod_hash = new_replicaset_hash(current, listed.get("items") or [])
                 seen_revision = revision if pod_hash else None
             progress = assess(current, of_replicaset(pods.values(), pod_hash), version)
