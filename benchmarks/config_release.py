@@ -9,9 +9,9 @@
    `kubectl run --rm -i --restart=Never` of the same command from the same image (ratio
    target <= 1.2).
 
-On the quiet 2-core test box, 9 rounds: config release through the CLI 1.10 s against
-kubectl's 0.94 s, ratio 1.17 (another run: 1.09 s against 0.98 s, 1.11); through the API
-alone 1.05 s; release command 0.91 s against `kubectl run` 2.14 s, ratio 0.42. What is left
+On the quiet 2-core test box, 9 rounds, three runs: config release through the CLI 1.09,
+1.10 and 1.06 s against kubectl's 0.98, 0.94 and 0.89 s, ratios 1.11, 1.17 and 1.19; through
+the API alone 1.05 s; release command 0.91 s against `kubectl run` 2.14 s, ratio 0.42. What is left
 of homeport's own cost (about 0.15 s): the CLI's start, storing the change in the config
 Secret, the queue hop to a worker, the release's records. Some rounds on either side take
 one or two seconds more: a new pod's first readiness probe can come before the app listens,
