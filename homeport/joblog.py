@@ -231,44 +231,89 @@ def _stopped(timeout: float) -> str:
     )
 
 
+# Seconds a follower waits for its job to end once the receiver is stopping: a worker stopped
+# beside it stops the job within about a second, and the follower then shows how it ended.
+STOP_GRACE_SECONDS = 3.0
+STOPPING_LINE = (
+    "-----> homeport is stopping, so this stops waiting; the job goes on wherever its worker "
+    "still runs: `homeport jobs APP JOB -f` follows it"
+)
+
+
 def _pause(quiet_for: float) -> float:
     """Seconds to wait before looking again: often while the job prints (a push's last line
     ends it), seldom while it waits behind other apps' jobs."""
     return POLL_SECONDS if quiet_for < IDLE_AFTER_SECONDS else IDLE_POLL_SECONDS
 
 
-def follow(path: Path, ended: Callable[[], bool], *, timeout: float | None = None) -> Iterator[str]:
+class _Wait:
+    """When a follower gives up on a job that has not ended: its timeout, or a stopping
+    receiver (after STOP_GRACE_SECONDS)."""
+
+    def __init__(self, timeout: float | None, stopping: Callable[[], bool] | None) -> None:
+        self.timeout = timeout
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.stopping = stopping
+        self.stop_at: float | None = None
+        self.last_news = time.monotonic()
+
+    def give_up(self) -> str | None:
+        """The last line to show if the follower stops now, else None."""
+        now = time.monotonic()
+        if self.stop_at is None and self.stopping is not None and self.stopping():
+            self.stop_at = now + STOP_GRACE_SECONDS
+        if self.stop_at is not None and now > self.stop_at:
+            return STOPPING_LINE
+        if self.deadline is not None and now > self.deadline:
+            return _stopped(self.timeout or 0)
+        return None
+
+    def pause(self) -> float:
+        return (
+            POLL_SECONDS if self.stop_at is not None else _pause(time.monotonic() - self.last_news)
+        )
+
+
+def follow(
+    path: Path,
+    ended: Callable[[], bool],
+    *,
+    timeout: float | None = None,
+    stopping: Callable[[], bool] | None = None,
+) -> Iterator[str]:
     """Yield whole lines as they are written, until ended() is true and all is read.
 
     With a timeout, stop after that many seconds even if the job goes on, with a last
-    line saying so.
+    line saying so; likewise soon after stopping() turns true.
     """
     reader = _Reader(path)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    last_news = time.monotonic()
+    wait = _Wait(timeout, stopping)
     while True:
         done = ended()
         chunk = reader.read()
         if chunk:
             yield from chunk.decode("utf-8", "replace").splitlines()
-            last_news = time.monotonic()
+            wait.last_news = time.monotonic()
             continue
         if done:
             return
-        now = time.monotonic()
-        if deadline is not None and now > deadline:
-            yield _stopped(timeout or 0)
+        last = wait.give_up()
+        if last is not None:
+            yield last
             return
-        time.sleep(_pause(now - last_news))
+        time.sleep(wait.pause())
 
 
 async def follow_async(
-    path: Path, ended: Callable[[], bool], *, timeout: float | None = None
+    path: Path,
+    ended: Callable[[], bool],
+    *,
+    timeout: float | None = None,
+    stopping: Callable[[], bool] | None = None,
 ) -> AsyncIterator[bytes]:
     """Like follow(), for the API: yields raw chunks of whole lines."""
     reader = _Reader(path)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    last_news = time.monotonic()
+    wait = _Wait(timeout, stopping)
 
     def look() -> tuple[bool, bytes]:
         # One thread hop for both reads: a follower costs the event loop little.
@@ -279,12 +324,12 @@ async def follow_async(
         done, chunk = await asyncio.to_thread(look)
         if chunk:
             yield chunk
-            last_news = time.monotonic()
+            wait.last_news = time.monotonic()
             continue
         if done:
             return
-        now = time.monotonic()
-        if deadline is not None and now > deadline:
-            yield (_stopped(timeout or 0) + "\n").encode()
+        last = wait.give_up()
+        if last is not None:
+            yield (last + "\n").encode()
             return
-        await asyncio.sleep(_pause(now - last_news))
+        await asyncio.sleep(wait.pause())

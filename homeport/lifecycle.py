@@ -477,6 +477,14 @@ def _fail_orphans(settings: Settings, app: str, reason: str) -> None:
             _announce_failure(settings, orphan, reason)
 
 
+def stopped(settings: Settings, app: str) -> None:
+    """The app's job process was killed while homeport stopped: its job is recorded stopped.
+
+    The runner's queue is restarted by recover() once its heartbeat has expired.
+    """
+    _fail_orphans(settings, app, SHUTDOWN_REASON)
+
+
 def recover(settings: Settings, conn: redis.Redis) -> None:
     """Restart queues whose runner died (worker killed, job process hung, Redis lost data)."""
     waiting = set(jobs.apps_with(settings.data_dir, jobs.QUEUED))

@@ -31,12 +31,15 @@ class Shutdown(BaseException):
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Once: a second SIGTERM (the worker and `homeport up` both send one) must not
+    # interrupt the job while it records that it stopped.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Shutdown
 
 
 def run_app(app: str) -> None:
     """rq task: run the app's newest queued job, then hand over to the next runner."""
-    # `homeport up` stops job processes with SIGTERM when it is stopped.
+    # A stopping worker (and `homeport up`) stops its job process with SIGTERM.
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     settings = Settings.from_env()
     conn = queue.connect(settings.queue_url)

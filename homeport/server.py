@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -14,17 +12,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
-from homeport import db
+from homeport import db, jobprocess
 from homeport.builder import buildkit
 from homeport.builder.errors import BuildKitMissing
 from homeport.config import Settings
 from homeport.errors import HomeportError
 from homeport.receiver.app import create_app
+from homeport.receiver.stopping import Stopping
 from homeport.redis_server import EmbeddedRedis
 
 log = logging.getLogger(__name__)
@@ -33,19 +31,11 @@ log = logging.getLogger(__name__)
 # How often the supervisor looks at what it started; the embedded Redis is back within
 # about this long (plus its start, a few ms) of dying.
 SUPERVISE_SECONDS = 0.5
-# Seconds a job process has to record its failure after SIGTERM before it is killed.
-JOB_STOP_SECONDS = 20
-
-
-def _children(pid: int) -> list[int]:
-    """Direct children of a process (a worker's job process), from /proc."""
-    found: list[int] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            found += [int(c) for c in (task / "children").read_text().split()]
-    except OSError:
-        pass
-    return found
+# Seconds a worker has to exit once its job process has stopped.
+WORKER_EXIT_SECONDS = 3.0
+# Seconds uvicorn waits for open requests once stopping; pushes and streams that wait on a
+# job end within joblog.STOP_GRACE_SECONDS of the stop, so this is only a backstop.
+GRACEFUL_SECONDS = 8
 
 
 class Supervisor:
@@ -53,8 +43,8 @@ class Supervisor:
 
     A crashed worker must not stop deploys, and a Redis the OOM killer picked must not
     fail every push until someone restarts homeport: each is started again within about
-    a second. On stop, job processes are stopped first (they record their job as failed),
-    then the workers, then Redis.
+    a second. On stop, the workers stop their jobs (which record themselves as stopped) and
+    exit, then Redis stops.
     """
 
     def __init__(self, count: int, env: dict[str, str], redis: EmbeddedRedis | None) -> None:
@@ -93,56 +83,46 @@ class Supervisor:
                     )
                     self.procs[i] = self._spawn()
 
-    def stop_jobs(self) -> list[int]:
-        """SIGTERM every running job process; returns their pids."""
+    def stop_workers(self) -> None:
+        """SIGTERM every worker: each stops its job, which records itself as stopped."""
         self._stop.set()
-        jobs = [c for proc in self.procs if proc.poll() is None for c in _children(proc.pid)]
-        for pid in jobs:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        return jobs
-
-    def stop(self) -> None:
-        jobs = self.stop_jobs()
-        deadline = time.monotonic() + JOB_STOP_SECONDS
-        while jobs and time.monotonic() < deadline:
-            jobs = [pid for pid in jobs if _running(pid)]
-            time.sleep(0.1)
-        for pid in jobs:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
         for proc in self.procs:
             if proc.poll() is None:
                 proc.terminate()
+
+    def stop(self) -> None:
+        self.stop_workers()
+        deadline = time.monotonic() + jobprocess.STOP_SECONDS + WORKER_EXIT_SECONDS
         for proc in self.procs:
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                log.warning("worker %s did not stop in time; killing it and its job", proc.pid)
+                for job in jobprocess.children(proc.pid):
+                    jobprocess.kill_group(job)
                 proc.kill()
+                proc.wait()
         if self.redis is not None:
             self.redis.stop()
 
 
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 class _Server(uvicorn.Server):
-    """uvicorn's server, stopping running jobs as soon as a stop signal arrives.
+    """uvicorn's server, telling what waits on a job that homeport stops, once a signal comes.
 
-    Pushes wait for their deploy; stopping the jobs first lets each of them end with the
-    job's failure ("stopped: homeport was shut down") instead of a dropped connection.
+    Pushes wait for their deploy and streams follow jobs and pods: told, each ends within a
+    few seconds with a line that says so, instead of holding the stop up or being cut off.
+    `on_exit` runs first: `homeport up` stops its workers there, so a waiting push ends with
+    its job's own end ("stopped: homeport was shut down").
     """
 
     on_exit: Callable[[], object] | None = None
+    stopping: Stopping | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.on_exit is not None:
             self.on_exit()
+        if self.stopping is not None:
+            self.stopping.set()
         super().handle_exit(sig, frame)
 
 
@@ -155,11 +135,11 @@ def serve(settings: Settings, token: str, on_exit: Callable[[], object] | None =
             host=settings.host,
             port=settings.port,
             log_level="warning",
-            # Pushes wait for their deploy; allow them to finish when stopping.
-            timeout_graceful_shutdown=30,
+            timeout_graceful_shutdown=GRACEFUL_SECONDS,
         )
     )
     server.on_exit = on_exit
+    server.stopping = app.state.homeport.stopping
     server.run()
 
 
@@ -234,6 +214,6 @@ def up(settings: Settings, token: str, say: Callable[[str], None]) -> None:
         target=_doctor_warnings, args=(settings, say), name="doctor", daemon=True
     ).start()
     try:
-        serve(settings, token, on_exit=supervisor.stop_jobs)
+        serve(settings, token, on_exit=supervisor.stop_workers)
     finally:
         supervisor.stop()

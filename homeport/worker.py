@@ -26,7 +26,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import now
 from rq.worker import WorkerStatus
 
-from homeport import cron_watch, db, lifecycle, notify, queue
+from homeport import cron_watch, db, jobprocess, lifecycle, notify, queue
 from homeport.apps import AppNameError, check_app_name
 from homeport.config import Settings
 from homeport.errors import HomeportError
@@ -149,12 +149,44 @@ class HomeportJob(RqJob):
 
 
 class HomeportWorker(Worker):
-    """rq's forking worker that refuses, in the worker process, every job not homeport's."""
+    """rq's forking worker that refuses, in the worker process, every job not homeport's.
+
+    On SIGTERM it stops the running job rather than waiting for it (rq's warm shutdown
+    would wait as long as the deploy takes): the job records itself as stopped, and the
+    worker ends within jobprocess.STOP_SECONDS.
+    """
+
+    settings: Settings
+    _app: str | None = None
+    _stopper: threading.Thread | None = None
+
+    def handle_warm_shutdown_request(self) -> None:
+        pid, app = self.horse_pid, self._app
+        if not pid or app is None or self._stopper is not None:
+            return
+        # On a thread: this runs in a signal handler, and rq's wait for the job process goes
+        # on beneath it (it reaps the process once it ends, then the worker stops).
+        self._stopper = threading.Thread(
+            target=self._stop_job, args=(pid, app), name="stop-job", daemon=False
+        )
+        self._stopper.start()
+
+    def _stop_job(self, pid: int, app: str) -> None:
+        if jobprocess.stop([pid]):
+            log.warning("the job process %d of %s did not stop in time and was killed", pid, app)
+            try:
+                lifecycle.stopped(self.settings, app)
+            except Exception:  # the worker stops either way; recover() settles it later
+                log.exception("could not record the job of %s as stopped", app)
 
     def execute_job(self, job: RqJob, queue: Queue) -> None:
         reason = job.refused if isinstance(job, HomeportJob) else "it was not read by homeport"
         if reason is None:
-            super().execute_job(job, queue)
+            self._app = str(job.args[0])
+            try:
+                super().execute_job(job, queue)
+            finally:
+                self._app = None
             return
         # The job's own fields are never shown beyond _shown(): they are the sender's words.
         log.warning(
@@ -174,11 +206,11 @@ class HomeportWorker(Worker):
 
 
 def _exit_with(parent: int) -> None:
-    """Stop (after the current job) once the process that started us is gone."""
+    """Stop (stopping the current job) once the process that started us is gone."""
     while True:
         time.sleep(2)
         if os.getppid() != parent:
-            log.warning("homeport up is gone; this worker stops after its current job")
+            log.warning("homeport up is gone; this worker stops")
             os.kill(os.getpid(), signal.SIGTERM)
             return
 
@@ -223,6 +255,7 @@ def run(settings: Settings, *, burst: bool = False, exit_with_parent: bool = Fal
             serializer=JSONSerializer,
             log_job_description=False,
         )
+        worker.settings = settings
     except RedisError as exc:
         # redis-py's messages name host and port, never the password; queue_shown hides it.
         raise queue.QueueUnavailable(

@@ -7,11 +7,13 @@ import subprocess
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from homeport.redis_server import EmbeddedRedis
 from tests.support.gitwork import WorkTree
+from tests.support.processes import stop_all
 from tests.support.servers import Homeport, flush, start_redis
 
 # The local test cluster's fixtures (kube, namespace, push_image) for every test package,
@@ -68,6 +70,36 @@ class GitApp:
         git("commit", "-q", "--allow-empty", "-m", message, cwd=self.work)
         git("push", "-q", str(self.bare), "main", cwd=self.work)
         return git("rev-parse", "HEAD", cwd=self.work)
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every process the test (or its fixtures) started has ended when it ends.
+
+    One left running keeps ports, files and cluster objects, and is garbage-collected still
+    running; here it is stopped, and the test fails naming it. Session fixtures' processes
+    start before this fixture and are not watched.
+    """
+    started: list[subprocess.Popen[Any]] = []
+    original = subprocess.Popen.__init__
+
+    def watched(self: subprocess.Popen[Any], *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        started.append(self)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", watched)
+    yield
+    monkeypatch.undo()
+    left = [proc for proc in started if proc.poll() is None]
+    if left:
+        named = [(proc, _shown(proc.args)) for proc in left]
+        stop_all(named, timeout=5)
+        pytest.fail(f"processes outlived the test: {', '.join(name for _, name in named)}")
+
+
+def _shown(args: object) -> str:
+    words = [str(a) for a in args] if isinstance(args, list | tuple) else [str(args)]
+    return " ".join(words)[:120]
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import yaml
 
 from homeport.redis_server import server_binary
 from tests.support.cluster import KUBECONFIG, Kube, wait_until
+from tests.support.processes import stop
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -214,8 +215,7 @@ def test_redis_password_secret_is_made_once(kube: Kube, namespace: str, tmp_path
             redis.Redis(host="127.0.0.1", port=port).ping()
         assert redis.Redis.from_url(f"redis://:{password}@127.0.0.1:{port}/0").ping()
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop(server, "redis-server")
 
 
 def _answers(port: int) -> bool:

@@ -7,7 +7,15 @@ import threading
 import time
 from pathlib import Path
 
-from homeport.joblog import MAX_LINE_BYTES, JobLog, Masker, follow, tail_dir
+from homeport.joblog import (
+    MAX_LINE_BYTES,
+    STOP_GRACE_SECONDS,
+    STOPPING_LINE,
+    JobLog,
+    Masker,
+    follow,
+    tail_dir,
+)
 
 
 def test_secrets_are_masked() -> None:
@@ -152,3 +160,31 @@ def test_follow_gives_up_after_its_timeout(tmp_path: Path) -> None:
     assert 0.5 <= time.monotonic() - start < 3
     assert lines[0] == "-----> Queued"
     assert lines[-1].startswith("-----> stopped waiting after 0s (HOMEPORT_JOB_TIMEOUT")
+
+
+def test_follow_stops_soon_after_the_receiver_stops(tmp_path: Path) -> None:
+    """A stopping receiver gives the job a few seconds to end, then stops waiting, saying so."""
+    log = JobLog(tmp_path / "job.log")
+    log.write("building")
+    began = time.monotonic()
+    lines = list(follow(log.path, lambda: False, stopping=lambda: True))
+    took = time.monotonic() - began
+    assert lines == ["building", STOPPING_LINE]
+    assert STOP_GRACE_SECONDS <= took < STOP_GRACE_SECONDS + 1
+
+
+def test_follow_shows_the_end_of_a_job_that_ends_while_the_receiver_stops(
+    tmp_path: Path,
+) -> None:
+    """A job stopped beside the receiver ends within the grace: its own last line is shown."""
+    log = JobLog(tmp_path / "job.log")
+    done = threading.Event()
+
+    def stopped_job() -> None:
+        time.sleep(0.5)
+        log.write("-----> blog failed: stopped: homeport was shut down; push again to retry")
+        done.set()
+
+    threading.Thread(target=stopped_job).start()
+    lines = list(follow(log.path, done.is_set, stopping=lambda: True))
+    assert lines == ["-----> blog failed: stopped: homeport was shut down; push again to retry"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import uuid
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.gitwork import WorkTree
+from tests.support.processes import descendants, stop
 from tests.support.servers import (
     Homeport,
     PasswordRedis,
@@ -30,13 +30,6 @@ def password_redis() -> Iterator[PasswordRedis]:
     server = start_redis_with_password(f"pw-{secrets.token_hex(16)}")
     yield server
     server.stop()
-
-
-def _descendants(pid: int) -> list[int]:
-    found = []
-    for child in children(pid):
-        found += [child, *_descendants(child)]
-    return found
 
 
 def _proc_text(pid: int, name: str) -> str:
@@ -115,7 +108,7 @@ def test_up_uses_a_redis_with_a_password_and_never_shows_it(
         pushed = work.push(f"http://git:{token}@127.0.0.1:{port}/git/{app}.git")
         assert pushed.returncode == 0, pushed.stderr
         assert f"-----> {app} v1 is live" in pushed.stderr
-        processes = [proc.pid, *_descendants(proc.pid)]
+        processes = [proc.pid, *descendants(proc.pid)]
         workers = children(proc.pid)
         assert len(workers) == 2  # two workers and no Redis of its own
         for pid in processes:
@@ -124,8 +117,7 @@ def test_up_uses_a_redis_with_a_password_and_never_shows_it(
         for pid in workers:
             assert f"HOMEPORT_REDIS_URL={password_redis.url}" in _proc_text(pid, "environ")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
+        out = stop(proc, "homeport up").stdout
     assert "homeport is up on" in out
     assert password not in out + pushed.stderr + pushed.stdout
     for path in data.rglob("*.log"):

@@ -15,6 +15,7 @@ from typing import Any
 
 from tests.support.cluster import Kube, service_proxy_get
 from tests.support.gitwork import WorkTree
+from tests.support.processes import stop
 from tests.support.servers import TOKEN, Homeport
 from tests.support.waiting import wait_until
 
@@ -69,12 +70,13 @@ class Reader:
             self.lines.append(line)
 
     def stop(self) -> None:
+        # The reading thread holds stdout: the process is waited for, then the thread ends.
         self.proc.terminate()
-        self.proc.wait(timeout=30)
-        self._thread.join(timeout=30)
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        try:
+            self.proc.wait(timeout=15)
+        finally:
+            self._thread.join(timeout=30)
+            stop(self.proc, " ".join(self.proc.args[2:]))
 
 
 def _worker(app: str, image: str) -> dict[str, Any]:

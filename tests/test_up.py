@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.gitwork import WorkTree
+from tests.support.processes import stop
 from tests.support.servers import children, free_port, wait_healthy
 
 
@@ -64,8 +64,7 @@ def test_up_runs_everything_and_stops_cleanly(
         started = children(proc.pid)
         assert len(started) == 3  # redis-server and two workers
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
+        out = stop(proc, "homeport up").stdout
     assert "homeport is up on" in out
     assert str(tmp_path / "data" / "token") in out
     assert token not in out
@@ -106,8 +105,7 @@ def _up(data_dir: Path, apps_namespace: str) -> Iterator[tuple[str, str]]:
         assert wait_healthy(f"http://127.0.0.1:{port}", alive=proc), "homeport up did not answer"
         yield f"127.0.0.1:{port}", (data_dir / "token").read_text().strip()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        stop(proc, "homeport up")
 
 
 def test_generated_token_and_config_values_are_masked(
@@ -206,8 +204,7 @@ def test_up_without_buildkit_starts_and_says_what_to_install(
         work.commit("first", **{"a.txt": "a"})
         result = work.push(f"http://git:{token}@127.0.0.1:{port}/git/blog.git")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
+        out = stop(proc, "homeport up").stdout
     assert result.returncode != 0
     assert "homeport is up on" in out
     assert "warning: pushes will fail until BuildKit builds work" in out

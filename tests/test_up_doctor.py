@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.processes import stop
 from tests.support.servers import free_port, wait_healthy
 from tests.support.waiting import wait_until
 
@@ -43,5 +43,4 @@ def test_up_warns_about_a_failing_check_and_serves_anyway(
         assert "cannot push to 127.0.0.1:1" in line
         assert "fix: start the registry or set HOMEPORT_REGISTRY" in line
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        stop(proc, "homeport up")

@@ -190,9 +190,14 @@ class _Stopper:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self._done.set()
         self._thread.join()
+        if exc_type is not None and self._proc.poll() is None:
+            # The job was stopped (homeport is stopping): nobody waits for this build, and
+            # it runs in a session of its own, so it would outlive the job.
+            self._signal(signal.SIGKILL)
+            self._proc.wait()
 
     def _signal(self, sig: int) -> None:
         try:

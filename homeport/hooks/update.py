@@ -13,6 +13,7 @@ live output, so this overrides `_on_update` (pinned dulwich range, covered by te
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 class PushContext:
     settings: Settings
     redis: redis.Redis
+    # Whether the receiver is stopping: a waiting push then stops waiting.
+    stopping: Callable[[], bool]
 
 
 class DeployingReceivePack(ReceivePackHandler):
@@ -112,7 +115,10 @@ class DeployingReceivePack(ReceivePackHandler):
         path = joblog.log_path(settings.data_dir, job.app, job.id)
         try:
             for line in joblog.follow(
-                path, lambda: jobs.is_ended(settings.data_dir, job.id), timeout=settings.job_wait
+                path,
+                lambda: jobs.is_ended(settings.data_dir, job.id),
+                timeout=settings.job_wait,
+                stopping=self.context.stopping,
             ):
                 self._say(line)
         except OSError:
@@ -121,6 +127,11 @@ class DeployingReceivePack(ReceivePackHandler):
         final = jobs.get(settings.data_dir, job.id)
         if final.status == jobs.SUCCEEDED:
             return None
+        if not final.ended and self.context.stopping():
+            return (
+                f"homeport stopped while the deploy was {final.status}; it goes on wherever "
+                f"its worker runs: follow it with `homeport jobs {job.app} {job.id} -f`"
+            ).encode()
         if not final.ended:
             return (
                 f"deploy still {final.status} after {settings.job_wait:.0f} s; it goes on: "

@@ -85,7 +85,8 @@ async def get_job(request: Request) -> Response:
 async def job_log(request: Request) -> Response:
     """The job's output, streamed; ?follow=1 waits for more until the job ends (or times out)."""
     job = _job(request)
-    settings = state_of(request).settings
+    state = state_of(request)
+    settings = state.settings
     path = joblog.log_path(settings.data_dir, job.app, job.id)
     follow = request.query_params.get("follow") in ("1", "true", "yes")
 
@@ -93,7 +94,9 @@ async def job_log(request: Request) -> Response:
         return (not follow) or jobs.is_ended(settings.data_dir, job.id)
 
     async def body() -> AsyncIterator[bytes]:
-        async for chunk in joblog.follow_async(path, ended, timeout=settings.job_wait):
+        async for chunk in joblog.follow_async(
+            path, ended, timeout=settings.job_wait, stopping=state.stopping.is_set
+        ):
             yield chunk
 
     return StreamingResponse(body(), media_type="text/plain; charset=utf-8")

@@ -32,6 +32,7 @@ from homeport.receiver import (
 from homeport.receiver.git import asgi_git_app
 from homeport.receiver.pages import routes as page_routes
 from homeport.receiver.state import State, client_address
+from homeport.receiver.stopping import Stopping
 from homeport.receiver.throttle import Throttle, too_many
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,8 @@ def create_app(settings: Settings, token: str, conn: redis.Redis | None = None) 
     db.checkpoint_in_background(settings.data_dir)
     conn = conn or redis.Redis.from_url(settings.queue_url)
     throttle = Throttle()
-    state = State(settings=settings, token=token, redis=conn, throttle=throttle)
+    stopping = Stopping()
+    state = State(settings=settings, token=token, redis=conn, throttle=throttle, stopping=stopping)
     routes = [
         Route("/healthz", healthz),
         # Before /hooks/{provider}: a rollback hook's path has three more segments.
@@ -155,7 +157,9 @@ def create_app(settings: Settings, token: str, conn: redis.Redis | None = None) 
         Route("/api/apps/{app}/runs/{run}/log", runtime_api.run_log),
         Route("/api/apps/{app}/logs", runtime_api.app_logs),
         Route("/api/apps/{app}/ps", runtime_api.app_ps),
-        Mount("/git", app=asgi_git_app(PushContext(settings, conn), token, throttle)),
+        Mount(
+            "/git", app=asgi_git_app(PushContext(settings, conn, stopping.is_set), token, throttle)
+        ),
         *page_routes(),
     ]
     app = Starlette(

@@ -21,6 +21,7 @@ from homeport import lifecycle
 from homeport.errors import HomeportError
 from homeport.receiver.api import existing_app, state_of
 from homeport.receiver.state import BadJSON, parse_json, read_capped
+from homeport.receiver.stopping import Stopping
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +57,20 @@ def _too_many() -> Response:
     )
 
 
-def _stream(produce: Callable[[threading.Event], Iterator[bytes]]) -> Response:
-    """Stream what `produce` yields on a thread of its own; stop it when the client leaves."""
+def _stream(stopping: Stopping, produce: Callable[[threading.Event], Iterator[bytes]]) -> Response:
+    """Stream what `produce` yields on a thread of its own; stop it when the client leaves
+    or the receiver stops (the client is told so in a last line)."""
     if not _open_streams.acquire(blocking=False):
         return _too_many()
     loop = asyncio.get_running_loop()
     # Bounded, so a slow client holds back the producer rather than filling memory.
     inbox: asyncio.Queue[object] = asyncio.Queue(maxsize=256)
-    stop = threading.Event()
+    gone = threading.Event()  # the client left: nothing more is handed over
+    stop = threading.Event()  # the producer stops: the client left or the receiver stops
 
     def hand(item: object) -> None:
         future = asyncio.run_coroutine_threadsafe(inbox.put(item), loop)
-        while not stop.is_set():
+        while not gone.is_set():
             try:
                 future.result(timeout=0.5)
                 return
@@ -77,10 +80,13 @@ def _stream(produce: Callable[[threading.Event], Iterator[bytes]]) -> Response:
 
     def run() -> None:
         try:
-            for chunk in produce(stop):
-                if stop.is_set():
-                    break
-                hand(chunk)
+            with stopping.watch(stop):
+                for chunk in produce(stop):
+                    if stop.is_set():
+                        break
+                    hand(chunk)
+            if stopping.is_set():
+                hand(b"homeport: homeport is stopping; follow again once it is back\n")
         except HomeportError as exc:
             # The status line went out already: the error can only be the last line.
             hand(f"homeport: {exc}\n".encode())
@@ -101,9 +107,11 @@ def _stream(produce: Callable[[threading.Event], Iterator[bytes]]) -> Response:
                 assert isinstance(item, bytes)
                 yield item
         finally:
+            gone.set()
             stop.set()
 
     def done() -> None:
+        gone.set()
         stop.set()
         _open_streams.release()
 
@@ -168,7 +176,9 @@ async def run_log(request: Request) -> Response:
     run_id = request.path_params["run"]
     follow = request.query_params.get("follow") in _YES
     await asyncio.to_thread(runs.exists, settings, app, run_id)
-    return _stream(lambda stop: runs.output(settings, app, run_id, follow, stop))
+    return _stream(
+        state_of(request).stopping, lambda stop: runs.output(settings, app, run_id, follow, stop)
+    )
 
 
 # -- logs and ps ---------------------------------------------------------------------------
@@ -197,9 +207,10 @@ async def app_logs(request: Request) -> Response:
     # Errors a client can act on (no such process, cluster down) come as a status, not a line.
     await asyncio.to_thread(podlogs.check_process, settings, app, process)
     return _stream(
+        state_of(request).stopping,
         lambda stop: podlogs.follow(
             settings, app, process=process, since=since, tail=tail, stop=stop
-        )
+        ),
     )
 
 

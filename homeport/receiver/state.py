@@ -10,6 +10,7 @@ import redis
 from starlette.requests import Request
 
 from homeport.config import Settings
+from homeport.receiver.stopping import Stopping
 from homeport.receiver.throttle import Throttle
 
 
@@ -19,6 +20,7 @@ class State:
     token: str
     redis: redis.Redis
     throttle: Throttle
+    stopping: Stopping
 
 
 def client_address(request: Request) -> str | None:

@@ -15,16 +15,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from homeport.receiver.runtime_api import _stream
+from homeport.receiver.stopping import Stopping
 from tests.support.servers import free_port, wait_healthy
 from tests.support.waiting import wait_until
 
 
 @contextmanager
-def _serving(produce: Callable[[threading.Event], Iterator[bytes]]) -> Iterator[str]:
+def _serving(
+    produce: Callable[[threading.Event], Iterator[bytes]], stopping: Stopping | None = None
+) -> Iterator[str]:
     """Serve produce's stream at /stream (and /healthz) on 127.0.0.1; yield the base URL."""
 
     async def stream(request: Request) -> Response:
-        return _stream(produce)
+        return _stream(stopping or Stopping(), produce)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True})
@@ -102,3 +105,28 @@ def test_streams_past_the_limit_are_refused_until_one_closes() -> None:
                     return answer.status_code == 200
 
             wait_until(admitted, timeout=10, what="a freed stream", interval=0.1)
+
+
+def test_a_stream_ends_with_a_line_saying_so_when_the_receiver_stops() -> None:
+    """A followed log ends soon after the receiver starts stopping: its producer is stopped
+    and the client's last line says why, so the stop is not held up by a quiet stream."""
+    stopping = Stopping()
+    stopped = threading.Event()
+
+    def produce(stop: threading.Event) -> Iterator[bytes]:
+        yield b"first\n"
+        for _ in range(600):  # only `stop` ends it (bounded for safety)
+            if stop.wait(0.1):
+                break
+        stopped.set()
+
+    with _serving(produce, stopping) as url:
+        with httpx.stream("GET", url + "/stream", timeout=30) as answer:
+            lines = answer.iter_lines()
+            assert next(lines) == "first"
+            began = time.monotonic()
+            stopping.set()
+            rest = list(lines)
+        assert time.monotonic() - began < 5
+        assert rest == ["homeport: homeport is stopping; follow again once it is back"]
+        assert stopped.wait(5)

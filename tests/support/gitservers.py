@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from tests.support.processes import stop
 from tests.support.servers import free_port
 
 
@@ -266,9 +267,8 @@ class SshGit:
         raise RuntimeError(f"sshd did not start: {(self.root / 'sshd.log').read_text()}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        if self.process is not None:
+            stop(self.process, "sshd")
 
 
 def have_sshd() -> bool:

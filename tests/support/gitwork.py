@@ -6,6 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from tests.support.processes import stop
+
 # A web app on the locally built base image (no image can be pulled here).
 DOCKERFILE = """FROM homeport-base:busybox
 COPY . /www
@@ -71,9 +73,9 @@ class WorkTree:
     def push(self, remote: str, *refspecs: str) -> subprocess.CompletedProcess[str]:
         return self.git("push", remote, *(refspecs or ("main",)), check=False)
 
-    def push_async(self, remote: str, *refspecs: str) -> subprocess.Popen[str]:
+    def push_async(self, remote: str, *refspecs: str) -> Push:
         """Start a push; its stderr (the "remote:" lines) can be read as it arrives."""
-        return subprocess.Popen(
+        return Push(
             ["git", "push", remote, *(refspecs or ("main",))],
             cwd=self.path,
             env=self.env(),
@@ -81,4 +83,13 @@ class WorkTree:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            # Its own process group, so that stopping it reaches git's remote helper.
+            start_new_session=True,
         )
+
+
+class Push(subprocess.Popen[str]):
+    """A running `git push`; leaving its `with` block stops it (and its remote helper)."""
+
+    def __exit__(self, *exc: object) -> None:
+        stop(self, "git push")

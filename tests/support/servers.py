@@ -15,6 +15,7 @@ import httpx
 import redis
 
 from homeport.redis_server import EmbeddedRedis
+from tests.support.processes import children, stop, stop_all
 from tests.support.waiting import wait_until
 
 TOKEN = "test-token-0123456789"
@@ -90,9 +91,8 @@ class PasswordRedis:
         raise RuntimeError(f"redis-server with a password did not start on port {self.port}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        if self.process is not None:
+            stop(self.process, "redis-server (with a password)")
 
 
 def start_redis_with_password(password: str) -> PasswordRedis:
@@ -161,23 +161,17 @@ class Homeport:
             )
 
     def stop_workers(self) -> None:
-        for proc in self.workers:
-            proc.terminate()
-        for proc in self.workers:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        self.workers = []
+        workers, self.workers = self.workers, []
+        stop_all([(proc, f"homeport worker {proc.pid}") for proc in workers])
 
     def stop(self) -> None:
-        self.stop_workers()
-        if self.server is not None:
-            self.server.terminate()
-            try:
-                self.server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
+        """Stop the workers, then the receiver; fails naming any that had to be killed."""
+        try:
+            self.stop_workers()
+        finally:
+            if self.server is not None:
+                server, self.server = self.server, None
+                stop(server, "homeport serve")
 
     def api(self, method: str, path: str, **kwargs: object) -> httpx.Response:
         headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -196,22 +190,6 @@ class Homeport:
 
 def flush(url: str) -> None:
     redis.Redis.from_url(url).flushall()
-
-
-def children(pid: int) -> list[int]:
-    """Process ids whose parent is `pid` (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Field 4 is the parent pid; the command name in field 2 may contain spaces.
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 @dataclass
@@ -254,15 +232,9 @@ class Up:
     def log(self) -> str:
         return (self.data_dir / "up.log").read_text()
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 90) -> int:
+    def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+        return stop(self.proc, "homeport up", sig=sig).returncode
 
     def processes(self, name: str) -> list[int]:
         """Children of `homeport up` whose command line contains `name`."""
