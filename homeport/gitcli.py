@@ -7,7 +7,9 @@ processes small, caps their memory, and says what to do when git is not installe
 
 from __future__ import annotations
 
+import os
 import resource
+import signal
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +26,9 @@ BIG_FILE_THRESHOLD = "1m"
 MEMORY_HEADROOM = 512 * 1024**2
 # A floor for that cap: git's own start-up and small objects need no more.
 MIN_MEMORY = 1024**3
+# Seconds git has to end on SIGTERM before it is killed: well within the few seconds a
+# stopping job has (jobprocess.STOP_SECONDS).
+STOP_SECONDS = 3
 
 _OPTIONS = (
     f"core.bigFileThreshold={BIG_FILE_THRESHOLD}",
@@ -62,7 +67,14 @@ def start(
         command += ["-c", option]
     try:
         proc = subprocess.Popen(
-            [*command, *args], stdin=stdin, stdout=stdout, stderr=stderr, env=env
+            [*command, *args],
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            env=env,
+            # A group of its own, so stop() reaches what git starts: a fetch's remote helper
+            # or ssh, which would otherwise hang on a host that stopped answering.
+            process_group=0,
         )
     except FileNotFoundError:
         raise GitError(
@@ -87,9 +99,18 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
                 pass
     if proc.poll() is None:
         # SIGTERM: git removes its temporary files on it.
-        proc.terminate()
+        _signal_group(proc, signal.SIGTERM)
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=STOP_SECONDS)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    # Whatever git left behind in its group (a remote helper waiting on the network).
+    _signal_group(proc, signal.SIGKILL)
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

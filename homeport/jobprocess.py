@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 # Seconds a job process has, after SIGTERM, to record its job as stopped before it is killed.
 # A stopped worker is gone within about this long whatever it was doing: service managers
@@ -77,3 +79,36 @@ def stop(pids: list[int], grace: float = STOP_SECONDS) -> list[int]:
     for pid in left:
         kill_group(pid)
     return left
+
+
+# Signals whose handlers must run promptly: stop requests, and rq's job time limit (SIGALRM).
+MAIN_THREAD_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGALRM})
+
+
+def signals_to_main_thread() -> None:
+    """From now on, every thread this process starts blocks the stop signals.
+
+    The kernel hands a signal sent to a process to any thread that does not block it, and
+    Python runs handlers only in the main thread, once that thread returns from the system
+    call it waits in. A SIGTERM handed to a helper thread (a heartbeat, rq's Redis
+    subscription) left the main thread waiting in a Redis read, or in wait4 for a whole
+    deploy. New threads inherit their creator's mask, so blocking the signals while a
+    thread starts keeps them for the main thread. A forked job process inherits this too.
+    """
+    original = threading.Thread.start
+    if getattr(original, "masks_signals", False):
+        return
+
+    def start(self: threading.Thread) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            original(self)  # started from a thread that blocks them already
+            return
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, MAIN_THREAD_SIGNALS)
+        try:
+            original(self)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+    masked: Any = start
+    masked.masks_signals = True
+    threading.Thread.start = masked  # type: ignore[method-assign]

@@ -160,6 +160,14 @@ class HomeportWorker(Worker):
     _app: str | None = None
     _stopper: threading.Thread | None = None
 
+    def subscribe(self) -> None:
+        """No subscription to rq's worker commands (shutdown, kill-horse, stop-job).
+
+        homeport sends none of them; they would let whoever can write to Redis stop jobs. And
+        since redis-py 8.2 the subscription thread, stopped after an unsubscribe, holds the
+        worker's exit for up to a minute (rq's 60 s poll).
+        """
+
     def handle_warm_shutdown_request(self) -> None:
         pid, app = self.horse_pid, self._app
         if not pid or app is None or self._stopper is not None:
@@ -235,6 +243,8 @@ def _maintain(settings: Settings) -> None:
 
 
 def run(settings: Settings, *, burst: bool = False, exit_with_parent: bool = False) -> None:
+    # Before any thread starts: a SIGTERM must interrupt the main thread wherever it waits.
+    jobprocess.signals_to_main_thread()
     if exit_with_parent:
         threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
     db.init(settings.data_dir)
