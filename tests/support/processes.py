@@ -108,6 +108,8 @@ def stop_all(
     stopped: list[Stopped] = []
     killed: list[str] = []
     for (proc, name), group in zip(named, groups, strict=True):
+        if proc.stdin is not None and proc.stdin.closed:
+            proc.stdin = None  # written and closed by its starter: communicate() would flush it
         try:
             out, err = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
