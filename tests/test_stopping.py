@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import socket
 import sqlite3
 import threading
@@ -17,7 +19,7 @@ import pytest
 
 from homeport.lifecycle import SHUTDOWN_REASON
 from tests.support.gitwork import DOCKERFILE, WorkTree
-from tests.support.processes import descendants
+from tests.support.processes import children, descendants
 from tests.support.servers import TOKEN, Homeport
 from tests.support.waiting import wait_until
 from tests.support.webhooks import github, payload
@@ -223,3 +225,27 @@ def test_a_stopped_receiver_tells_waiting_pushes_and_loses_nothing(
         assert hp.api("GET", "/api/apps/blog/releases").json()["releases"][0]["commit"] == commit
     finally:
         hp.stop()
+
+
+def test_a_job_process_that_cannot_stop_is_killed_with_its_build_and_recorded(
+    tmp_path: Path, redis_url: str, docker_services: str, apps_namespace: str
+) -> None:
+    """A frozen job process (as one stuck in a C call) gets its SIGTERM and ignores it: the
+    worker kills it with its build, records the job stopped, and still ends within 10 s."""
+    hp = _start(tmp_path, redis_url, apps_namespace)
+    try:
+        work = WorkTree(tmp_path / "work")
+        work.commit("slow", Dockerfile=SLOW_BUILD.format(nonce=time.monotonic_ns()))
+        with work.push_async(hp.remote("blog")) as push:
+            wait_until(lambda: "building-" in _job_log(hp, "blog"), timeout=120, what="build")
+            (job,) = [pid for proc in hp.workers for pid in children(proc.pid)]
+            os.kill(job, signal.SIGSTOP)
+            took, started = _stop_workers_timed(hp)
+            _, err = push.communicate(timeout=30)
+    finally:
+        hp.stop()
+    assert took < STOP_LIMIT, f"the workers took {took:.1f}s to stop"
+    assert not [pid for pid in started if _alive(pid)]
+    assert push.returncode != 0
+    assert SHUTDOWN_REASON in err
+    assert _jobs(hp) == [("failed", SHUTDOWN_REASON)]

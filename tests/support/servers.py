@@ -150,12 +150,12 @@ class Homeport:
         raise RuntimeError(f"homeport serve did not start:\n{log}")
 
     def start_workers(self, count: int) -> None:
-        for i in range(count):
+        for _ in range(count):
             self.workers.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "homeport", "worker"],
                     env=self.env(),
-                    stdout=self._log(f"worker{len(self.workers) + i}"),
+                    stdout=self._log(f"worker{len(self.workers)}"),
                     stderr=subprocess.STDOUT,
                 )
             )
