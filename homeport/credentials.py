@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from homeport.errors import InvalidInput, NotFound
 
@@ -87,13 +87,40 @@ def _check_value(name: str, value: object, limit: int) -> str:
     return value
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(parts: SplitResult) -> tuple[str, str, int] | None:
+    """Scheme, host and port (the scheme's default when none is given); None if unreadable."""
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        return None
+    if not parts.hostname or port is None:
+        return None
+    return scheme, parts.hostname.lower(), port
+
+
 def matches(prefix: str, url: str) -> bool:
-    """Whether `prefix` covers `url`: at a path boundary, so .../me does not cover .../meow."""
-    if not url.startswith(prefix):
+    """Whether `prefix` covers `url`: the same scheme, host and port exactly, then the path
+    at a `/` boundary (.../me covers .../me/blog.git, not .../meow) or the repository's
+    `.git` (.../me/blog covers .../me/blog.git).
+
+    A text prefix match would hand the credential for https://gitea.lan to
+    https://gitea.lan.evil.example, a host whoever writes a webhook payload can name.
+    """
+    try:
+        want, got = urlsplit(prefix), urlsplit(url)
+    except ValueError:
         return False
-    if prefix.endswith("/") or len(url) == len(prefix):
+    origin = _origin(want)
+    if origin is None or origin != _origin(got):
+        return False
+    base, path = want.path.rstrip("/"), got.path
+    if not base:
         return True
-    return url[len(prefix)] in "/."
+    return path == base or path.startswith(base + "/") or path == base + ".git"
 
 
 @contextmanager

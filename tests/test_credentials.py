@@ -30,6 +30,32 @@ def test_longest_matching_prefix_wins(tmp_path: Path) -> None:
     assert credentials.for_url(tmp_path, "https://gitlab.com/me/blog.git") is None
 
 
+@pytest.mark.parametrize(
+    ("prefix", "url", "covered"),
+    [
+        # A host-only prefix covers that host alone, never a longer name that starts with it.
+        ("https://gitea.lan", "https://gitea.lan.evil.example/x/y.git", False),
+        ("https://gitea.lan", "https://gitea.lan/x/y.git", True),
+        ("https://gitea.lan/", "https://gitea.lanx/x/y.git", False),
+        # Scheme and port compare exactly, the scheme's default port included.
+        ("https://gitea.lan", "http://gitea.lan/x/y.git", False),
+        ("https://gitea.lan", "https://gitea.lan:8443/x/y.git", False),
+        ("https://gitea.lan:443/me/", "https://gitea.lan/me/x.git", True),
+        ("http://git.lan:3000/", "http://git.lan:3000/me/x.git", True),
+        # The path at a boundary: a folder, or the repository with its .git.
+        ("https://github.com/me", "https://github.com/me/blog.git", True),
+        ("https://github.com/me", "https://github.com/me.evil/blog.git", False),
+        ("https://github.com/me/blog", "https://github.com/me/blog.git", True),
+        ("https://github.com/me/blog", "https://github.com/me/blog-fork.git", False),
+        ("https://github.com/me/blog", "https://github.com/me/blog.gitx", False),
+    ],
+)
+def test_a_prefix_covers_its_own_origin_and_path_only(prefix: str, url: str, covered: bool) -> None:
+    """Matching compares scheme, host and port, then the path at a boundary: a credential
+    never goes to a host whose name merely starts with its host's."""
+    assert credentials.matches(credentials.normalize_prefix(prefix), url) is covered
+
+
 def test_the_file_is_private_and_passwords_are_masked(tmp_path: Path) -> None:
     """credentials.json is 0600, listing shows no password, and the masker knows it."""
     credentials.put(tmp_path, "https://github.com/me/", "me", "ghp_secret_value_1")
