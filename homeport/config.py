@@ -424,10 +424,13 @@ class Settings:
         ]
         # Notification URLs carry their services' tokens.
         found += [u for u in (*self.notify, self.notify_webhook) if u and u not in found]
-        # The password as written in the URL too, where it differs (percent-encoded).
-        raw = urlsplit(self.redis_url).password if self.redis_url else None
-        if raw and raw not in found:
-            found.append(raw)
+        # Passwords as written in the URLs too, where they differ (percent-encoded), and as
+        # they are sent (the notification webhook's goes out as Basic auth).
+        for url in (self.redis_url, self.notify_webhook):
+            raw = urlsplit(url).password if url else None
+            for value in (raw, unquote(raw) if raw else None):
+                if value and value not in found:
+                    found.append(value)
         # Stored HTTPS passwords for private repositories.
         found += credentials.secrets(self.data_dir)
         return found

@@ -15,6 +15,7 @@ An event whose dispatcher died mid-delivery is claimed again after STALE_SECONDS
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import logging
@@ -29,7 +30,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from homeport import joblog, signing
 from homeport.config import Settings
@@ -172,6 +173,21 @@ def shown(url: str) -> str:
     return f"{parts.scheme}://…"
 
 
+def _basic_auth(url: str) -> tuple[str, str | None]:
+    """The URL without its user info, and that user info as a Basic Authorization value.
+
+    urllib cannot send `https://user:pass@host/...` itself: it reads `pass@host` as a port
+    and fails with an error that quotes the password.
+    """
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    pair = f"{unquote(user)}:{unquote(password)}".encode()
+    return urlunsplit(parts._replace(netloc=host)), "Basic " + base64.b64encode(pair).decode()
+
+
 def post_webhook(url: str, secret: str | None, event: Event) -> None:
     """POST the event's JSON, signed like a signed rollback when there is a secret."""
     body = json.dumps(event.to_dict()).encode()
@@ -185,6 +201,9 @@ def post_webhook(url: str, secret: str | None, event: Event) -> None:
         path = urlsplit(url).path or "/"
         headers[signing.TIMESTAMP_HEADER] = stamp
         headers[signing.SIGNATURE_HEADER] = signing.signature(secret, stamp, "POST", path, body)
+    url, authorization = _basic_auth(url)
+    if authorization:
+        headers["Authorization"] = authorization
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
     try:
         # HOMEPORT_NOTIFY_WEBHOOK is checked to be http(s) at start-up.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -201,3 +202,29 @@ def test_notification_urls_are_masked_in_output() -> None:
     assert masker("sent to tgram://123:bot-token/456 and https://h/k/tok") == "sent to *** and ***"
     assert notify.shown("tgram://123:bot-token/456") == "tgram://…"
     assert notify.shown("https://user:pw@h:8443/k/tok") == "https://h:8443/…"
+
+
+def test_a_webhook_url_with_a_password_sends_it_as_basic_auth_and_never_shows_it(
+    tmp_path: Path, redis_url: str, sink: Recorder, dispatch: Callable[[Settings], object]
+) -> None:
+    """https://user:pass@host/... is delivered with Basic auth (urllib cannot send it in the
+    URL); the password is in no outcome line and masked wherever output shows it."""
+    db.init(tmp_path)
+    password = "S3cr3t%2FPassw0rd"  # percent-encoded in the URL: sent as S3cr3t/Passw0rd
+    hook = f"http://hook:{password}@127.0.0.1:{sink.port}/events"
+    settings = Settings(data_dir=tmp_path, redis_url=redis_url, notify_webhook=hook)
+    dispatch(settings)
+    job = _failed_job(settings, redis.Redis.from_url(redis_url), "notify-auth")
+    lifecycle.fail(settings, job, "the build failed")
+    got = wait_until(lambda: sink.received, timeout=15, what="the event")[0]
+    assert got.path == "/events"
+    sent = base64.b64encode(b"hook:S3cr3t/Passw0rd").decode()
+    assert got.headers["authorization"] == f"Basic {sent}"
+    line = wait_until(
+        lambda: [x for x in _log(settings, job).splitlines() if "notified" in x],
+        timeout=15,
+        what="the outcome line",
+    )
+    assert line == [f"-----> notified job.failed: webhook http://127.0.0.1:{sink.port}/… ok"]
+    masker = joblog.Masker(settings.secrets())
+    assert masker("S3cr3t/Passw0rd and S3cr3t%2FPassw0rd") == "*** and ***"
