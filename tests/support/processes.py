@@ -11,10 +11,13 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from homeport.jobprocess import children, descendants
+
+__all__ = ["children", "descendants", "stop", "stop_all"]
 
 # Seconds a homeport process may take to stop on SIGTERM: `homeport worker` and
 # `homeport serve` stop within 10 s whatever they are doing.
@@ -30,33 +33,6 @@ class Stopped:
     returncode: int
     stdout: Any
     stderr: Any
-
-
-def children(pid: int) -> list[int]:
-    """Process ids whose parent is `pid` (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Field 4 is the parent pid; the command name in field 2 may contain spaces.
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid`, children first."""
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        below = children(todo.pop())
-        found += below
-        todo += below
-    return found
 
 
 def command_line(pid: int) -> str:
@@ -142,12 +118,3 @@ def stop(
 ) -> Stopped:
     """stop_all() for one process."""
     return stop_all([(proc, name)], timeout=timeout, sig=sig)[0]
-
-
-@contextlib.contextmanager
-def running(proc: subprocess.Popen[Any], name: str) -> Iterator[subprocess.Popen[Any]]:
-    """Yield `proc`; stop it (as stop() does) however the block ends."""
-    try:
-        yield proc
-    finally:
-        stop(proc, name)
