@@ -15,6 +15,7 @@ from typing import Any
 from homeport.config import Settings
 from homeport.datadir import make_private
 from homeport.errors import Conflict, HomeportError, InvalidInput, NotFound, TooLarge, Unavailable
+from homeport.terminal import printable_bytes
 
 
 def _say(line: str) -> None:
@@ -82,6 +83,7 @@ class ApiClient:
         """Copy a text stream to stdout as it arrives, ending on a newline."""
         req = urllib.request.Request(self.base + path)  # noqa: S310
         last = b"\n"
+        terminal = sys.stdout.isatty()
         with self._open(req, timeout) as resp:
             while True:
                 try:
@@ -92,6 +94,10 @@ class ApiClient:
                     ) from None
                 if not line:
                     break
+                # A terminal gets no control characters from builds and pods; a file or a
+                # pipe gets the bytes as sent.
+                if terminal:
+                    line = printable_bytes(line)
                 # A closed stdout (`homeport logs blog | head`) raises BrokenPipeError here,
                 # which main() ends quietly.
                 sys.stdout.buffer.write(line)

@@ -19,6 +19,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 
+from homeport.terminal import printable
+
 # Values shorter than this are not masked: replacing "1" or "on" everywhere would garble
 # output while hiding nothing worth hiding.
 MIN_SECRET_LENGTH = 4
@@ -91,7 +93,8 @@ class JobLog:
         self.write(line)
 
     def write(self, line: str) -> None:
-        text = self.masker(line.rstrip("\n")).replace("\r", "")
+        # A carriage return alone would let a line overwrite what came before it.
+        text = printable(self.masker(line.rstrip("\n")).replace("\r", ""))
         data = text.encode("utf-8", "replace")
         if len(data) + 1 > self.max_line:
             cut = max(0, self.max_line - len(LINE_CUT) - 1)
