@@ -45,7 +45,7 @@ from typing import Any
 from common import Homeport, scratch, start_redis
 
 from homeport.builder import buildkit
-from homeport.config import Settings
+from homeport.settings import Settings
 from tests.support.cluster import (
     KUBECONFIG,
     base_image,

@@ -37,11 +37,11 @@ from pathlib import Path
 
 from common import Homeport, on_test_cluster, scratch
 
-from homeport.config import Settings
 from homeport.deployer import release_job
 from homeport.deployer.kube import Kube
-from homeport.deployer.spec import RunSpec
-from homeport.releases import Release
+from homeport.release import Release
+from homeport.settings import Settings
+from homeport.spec import RunSpec
 from tests.support.cluster import KUBECONFIG, delete_namespace
 from tests.support.gitwork import WorkTree
 from tests.support.servers import TOKEN

@@ -17,9 +17,11 @@ import uuid
 
 from common import scratch
 
-from homeport import apps, db, events, lifecycle, notify, releases
-from homeport.config import Settings
+from homeport import apps, lifecycle, notify
 from homeport.deployer.deploy import Live
+from homeport.notify import deliver, events
+from homeport.records import db, releases
+from homeport.settings import Settings
 from tests.support.servers import WEBHOOK_SECRET
 from tests.support.targets import Ntfy, Recorder, verify
 
@@ -71,7 +73,7 @@ def main() -> None:
                 event="release.live", app=app, version=i, commit="0" * 40, cause="push"
             )
             started = time.time()
-            notify.post_webhook(settings.notify_webhook or "", WEBHOOK_SECRET, event)
+            deliver.post_webhook(settings.notify_webhook or "", WEBHOOK_SECRET, event)
             baseline.append(sink.received[-1].at - started)
         print(f"samples:                         {samples}")
         print(

@@ -2,7 +2,7 @@
 
 A repository of 2,000 commits whose history weighs about 50 MB (each commit rewrites a
 25 KB file of random bytes), served on loopback by `git http-backend` behind Basic auth.
-Measured: homeport's fetch stage as a webhook job runs it (gitfetch.fetch: stored
+Measured: homeport's fetch stage as a webhook job runs it (fetch.fetch: stored
 credentials, depth 1 by commit id, protocol v2) against the baseline in the same run, a
 plain `git fetch` of the same commit with its whole history, through the same server with
 the same credentials. Bytes are what the server sent; time is wall-clock; median of 3.
@@ -17,7 +17,8 @@ import time
 
 from common import scratch
 
-from homeport import apps, credentials, gitfetch
+from homeport import apps
+from homeport.git import credentials, fetch
 from tests.support.gitservers import PrivateHttpGit, long_history
 
 COMMITS = 2000
@@ -44,7 +45,7 @@ def main() -> None:
             apps.create_repo(data_dir, "blog", "main").close()
             server.reset_count()
             started = time.perf_counter()
-            gitfetch.fetch(
+            fetch.fetch(
                 data_dir=data_dir,
                 repo_path=apps.repo_path(data_dir, "blog"),
                 app="blog",
@@ -65,9 +66,9 @@ def main() -> None:
             helper = "!f() { echo username=me; echo password=$BENCH_PASSWORD; }; f"
             server.reset_count()
             started = time.perf_counter()
-            fetch = ["fetch", "-q", "--no-tags", url, ids[-1]]
+            git_fetch = ["fetch", "-q", "--no-tags", url, ids[-1]]
             subprocess.run(
-                ["git", "--git-dir", str(full), "-c", f"credential.helper={helper}", *fetch],
+                ["git", "--git-dir", str(full), "-c", f"credential.helper={helper}", *git_fetch],
                 check=True,
                 env={"PATH": "/usr/bin:/bin", "BENCH_PASSWORD": PASSWORD, "HOME": str(root)},
             )

@@ -68,7 +68,7 @@ from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from homeport.builder.build import build_and_push
 from homeport.builder.context import spool_context
-from homeport.commits import CommitTree
+from homeport.git.commits import CommitTree
 from homeport.manifest import Manifest
 
 def hwm():

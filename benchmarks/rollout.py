@@ -31,12 +31,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from homeport.config import Settings
 from homeport.deployer import deploy
 from homeport.deployer.errors import RolloutError
 from homeport.deployer.kube import ApiError, Kube
 from homeport.deployer.objects import selector
-from homeport.deployer.spec import RunSpec
+from homeport.settings import Settings
+from homeport.spec import RunSpec
 from tests.deployer import images
 
 KUBECONFIG = "/var/lib/homeport-test/cluster/admin.kubeconfig"

@@ -38,8 +38,8 @@ async def _measure(data_dir: Path, path: str, rounds: int) -> list[float]:
     import httpx
     import redis
 
-    from homeport.config import Settings
     from homeport.receiver.app import create_app
+    from homeport.settings import Settings
 
     settings = Settings(data_dir=data_dir, kubeconfig=str(data_dir / "no-kubeconfig"))
     app = create_app(settings, TOKEN, conn=redis.Redis(unix_socket_path=str(data_dir / "none")))

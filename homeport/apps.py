@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -14,34 +13,14 @@ from dulwich.objects import ObjectID
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from homeport import packs
-from homeport.errors import InvalidInput, NotFound
-
-# App names become Kubernetes object names, registry repositories and directory names:
-# a DNS-1123 label, capped at 40 so that "<app>-v<N>" Secrets stay inside 63 characters.
-MAX_APP_NAME = 40
-_APP_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-
+from homeport.errors import NotFound
+from homeport.git import packs
+from homeport.names import check_app_name
 
 # dulwich chmods the pack files it writes to PACK_MODE (0444), past the umask that keeps
 # everything else in the data dir private (homeport.datadir); read by the owner is all a pack
 # needs.
 dulwich_object_store.PACK_MODE = 0o400
-
-
-class AppNameError(InvalidInput):
-    """The app name cannot be used."""
-
-
-def check_app_name(name: str) -> str:
-    """Return the name, or raise AppNameError saying what is allowed."""
-    if len(name) > MAX_APP_NAME or not _APP_NAME.fullmatch(name):
-        shown = name if len(name) <= 60 else name[:60] + "..."
-        raise AppNameError(
-            f"app name {shown!r} is not allowed: use at most {MAX_APP_NAME} lower-case letters, "
-            "digits and '-', starting and ending with a letter or digit (e.g. 'blog')"
-        )
-    return name
 
 
 def repos_dir(data_dir: Path) -> Path:

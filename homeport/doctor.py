@@ -17,9 +17,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from homeport import db, registry
-from homeport.config import Settings, show_size
+from homeport import registry
 from homeport.errors import HomeportError
+from homeport.records import db
+from homeport.settings import Settings, show_size
 
 Status = Literal["ok", "fail", "skip"]
 # What the deployer does in the apps namespace (deploy/rbac.yaml): group, resource, verbs.

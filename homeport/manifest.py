@@ -16,9 +16,10 @@ from types import MappingProxyType
 from typing import Any
 
 from homeport import schedules
-from homeport.commits import CommitTree
-from homeport.deployer.spec import CronSpec, ProcessSpec, RunSpec, Volume
 from homeport.errors import InvalidInput
+from homeport.git.commits import CommitTree
+from homeport.names import LABEL
+from homeport.spec import CronSpec, ProcessSpec, RunSpec, Volume
 
 FILENAME = "homeport.toml"
 # The file comes from a push and is parsed by a worker: bound what it can make us read.
@@ -29,7 +30,6 @@ MAX_VALUE_CHARS = 32 * 1024
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?")
 _CPU = re.compile(r"[0-9]+m|[0-9]+(\.[0-9]{1,3})?")
-_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _STAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _PATH_CHARS = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*")
 # Each process is a Deployment and each cron entry a CronJob: bound how many a push can make.
@@ -310,7 +310,7 @@ def _host(key: str, value: Any) -> str:
     allowed = 'use a lower-case DNS name such as "blog.home.lan"'
     if not isinstance(value, str) or not 0 < len(value) <= 253:
         raise _refuse(key, value, allowed)
-    if not all(_LABEL.fullmatch(label) for label in value.split(".")):
+    if not all(LABEL.fullmatch(label) for label in value.split(".")):
         raise _refuse(key, value, allowed)
     return value
 
@@ -403,7 +403,7 @@ def _volume_names(key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or len(value) > MAX_ENTRIES:
         raise _refuse(key, value, allowed)
     for name in value:
-        if not isinstance(name, str) or len(name) > 63 or not _LABEL.fullmatch(name):
+        if not isinstance(name, str) or len(name) > 63 or not LABEL.fullmatch(name):
             raise _refuse(key, name, allowed + " (lower-case letters, digits and -)")
     return tuple(dict.fromkeys(value))
 
@@ -441,7 +441,7 @@ def _parts(
         raise _refuse(table, value, f"use at most {MAX_PARTS} entries")
     out: dict[str, dict[str, Any]] = {}
     for name, entry in value.items():
-        if not _LABEL.fullmatch(name) or len(name) > MAX_PART_NAME:
+        if not LABEL.fullmatch(name) or len(name) > MAX_PART_NAME:
             raise ManifestError(
                 f"{FILENAME}: [{table}.{name}] is not allowed: names are lower-case letters, "
                 f"digits and - (at most {MAX_PART_NAME}), e.g. [{table}.{example}]"
@@ -514,7 +514,7 @@ def _volumes(data: Mapping[str, Any]) -> tuple[Volume, ...]:
     paths: dict[str, str] = {}
     for name, item in table.items():
         key = f"volumes.{name}"
-        if len(name) > MAX_VOLUME_NAME or not _LABEL.fullmatch(name):
+        if len(name) > MAX_VOLUME_NAME or not LABEL.fullmatch(name):
             raise ManifestError(
                 f"{FILENAME}: [{key}] is not allowed: volume names use at most"
                 f" {MAX_VOLUME_NAME} lower-case letters, digits and '-', starting and ending"

@@ -18,12 +18,15 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from homeport import db, jobs
+from homeport.builder.cache_usage import CacheUsage
+from homeport.records import db, jobs
 
 # Stage durations run from a second (a fetch) to the job timeout (a slow build).
 BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 STAGES = ("fetch", "build", "rollout")
 STATES = (jobs.QUEUED, jobs.RUNNING, jobs.SUCCEEDED, jobs.FAILED, jobs.SUPERSEDED)
+# One per process: the engine is asked at most every cache_usage.REFRESH_SECONDS.
+_cache = CacheUsage()
 
 
 class HomeportCollector(Collector):
@@ -118,7 +121,7 @@ class HomeportCollector(Collector):
             )
 
 
-def exposition(data_dir: Path, cache_bytes: Callable[[], int | None]) -> bytes:
+def exposition(data_dir: Path, cache_bytes: Callable[[], int | None] = _cache.get) -> bytes:
     """The Prometheus text format of every metric, as of now."""
     from prometheus_client import generate_latest
 

@@ -26,10 +26,13 @@ from rq.serializers import JSONSerializer
 from rq.utils import now
 from rq.worker import WorkerStatus
 
-from homeport import cron_watch, db, jobprocess, lifecycle, notify, queue
-from homeport.apps import AppNameError, check_app_name
-from homeport.config import Settings
+from homeport import jobprocess, lifecycle, notify
+from homeport.deployer import kube
 from homeport.errors import HomeportError
+from homeport.lifecycle import cron_watch, pipeline, queue
+from homeport.names import AppNameError, check_app_name
+from homeport.records import db
+from homeport.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ log = logging.getLogger(__name__)
 MAINTENANCE_SECONDS = 10
 
 # The one function a queued job may name (queue.py enqueues it with the app's name).
-RUNNER = "homeport.pipeline.run_app"
+RUNNER = queue.RUNNER_TASK
 # homeport's call is under 100 bytes of JSON; anything much bigger is not homeport's, and
 # is refused before it is parsed (deeply nested JSON would exhaust the parser's recursion).
 MAX_CALL_BYTES = 1024
@@ -124,8 +127,6 @@ class HomeportJob(RqJob):
     def func(self) -> Callable[..., Any]:
         if self.refused is not None or self.func_name != RUNNER:
             raise JobRefused(f"job {self.id} is not homeport's: {self.refused}")
-        from homeport import pipeline
-
         return pipeline.run_app
 
     @property
@@ -248,9 +249,9 @@ def run(settings: Settings, *, burst: bool = False, exit_with_parent: bool = Fal
     if exit_with_parent:
         threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
     db.init(settings.data_dir)
-    # Imported once here rather than in every forked job: the Docker and Kubernetes clients
-    # take about half a second to import, which every deploy would otherwise pay.
-    from homeport import pipeline  # noqa: F401
+    # Loaded once here rather than in every forked job: the Kubernetes client takes about
+    # half a second to import, which every deploy would otherwise pay.
+    kube.preload()
 
     conn = queue.connect(settings.queue_url)
     try:

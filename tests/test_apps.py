@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from dulwich.repo import Repo
 
-from homeport.apps import AppNameError, check_app_name, create_repo, list_apps
+from homeport.apps import create_repo, list_apps
+from homeport.names import AppNameError, check_app_name
 
 
 @pytest.mark.parametrize("name", ["blog", "a", "my-app-2", "x" * 40])

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from homeport.deployer import cron, objects, processes
-from homeport.deployer.spec import CronSpec, ProcessSpec, RunSpec
 from homeport.errors import HomeportError
 from homeport.manifest import Manifest, ManifestError, parse_manifest, read_manifest
+from homeport.spec import CronSpec, ProcessSpec, RunSpec
 from tests.conftest import GitApp
 
 FULL = """

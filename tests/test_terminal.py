@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from homeport import joblog
+from homeport.records import joblog
 from homeport.terminal import printable, printable_bytes
 from tests.support.records import seed_app
 from tests.support.servers import Homeport

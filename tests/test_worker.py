@@ -17,8 +17,10 @@ from rq import Callback, Queue, Repeat, Retry, Webhook
 from rq.job import Job as RqJob
 from rq.serializers import JSONSerializer
 
-from homeport import db, jobs, queue, worker
-from homeport.config import Settings
+from homeport import worker
+from homeport.lifecycle import queue
+from homeport.records import db, jobs
+from homeport.settings import Settings
 from tests.support.gitwork import WorkTree
 from tests.support.servers import Homeport
 from tests.support.waiting import wait_until

@@ -15,7 +15,7 @@ from homeport.builder.context import has_file, spool_context
 from homeport.builder.disk import ensure_free
 from homeport.builder.docker_engine import DockerEngine
 from homeport.builder.errors import BuildError
-from homeport.commits import CommitTree
+from homeport.git.commits import CommitTree
 from homeport.manifest import BuildConfig, Manifest
 
 log = logging.getLogger(__name__)

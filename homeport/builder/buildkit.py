@@ -28,9 +28,9 @@ from homeport.builder.errors import (
     BuildKitMissing,
     EngineUnreachable,
 )
-from homeport.config import docker_environ
-from homeport.joblog import Masker
+from homeport.masking import Masker
 from homeport.registry import RegistryError, RegistryUnreachable
+from homeport.settings import docker_environ
 
 log = logging.getLogger(__name__)
 

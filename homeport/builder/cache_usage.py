@@ -17,7 +17,7 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from homeport.config import docker_environ
+from homeport.settings import docker_environ
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import IO
 
 from homeport.builder.dockerignore import DockerIgnore
 from homeport.builder.errors import BuildError
-from homeport.commits import MAX_LINK_BYTES, CommitTree, Entry
-from homeport.config import show_size
+from homeport.git.commits import MAX_LINK_BYTES, CommitTree, Entry
+from homeport.settings import show_size
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from homeport.builder import buildkit
 from homeport.builder.docker_engine import DockerEngine
 from homeport.builder.errors import DiskFull
-from homeport.config import show_size
+from homeport.settings import show_size
 
 
 def ensure_free(

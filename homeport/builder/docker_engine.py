@@ -12,11 +12,6 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
-import requests.exceptions
-import urllib3.exceptions
-
 from homeport.builder.errors import BuildError, EngineUnreachable
 
 log = logging.getLogger(__name__)
@@ -25,12 +20,38 @@ log = logging.getLogger(__name__)
 # unreachable.
 _API_TIMEOUT = 120
 
-_CONNECTION_ERRORS = (
-    requests.exceptions.ConnectionError,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.Timeout,
-    urllib3.exceptions.HTTPError,
-)
+
+def _sdk() -> Any:
+    """The docker SDK, imported on first use: it brings requests and urllib3 (~0.2 s), and
+    the receiver and the CLI import the builder's modules without ever talking to an engine."""
+    import docker
+
+    return docker
+
+
+def _refused() -> type[BaseException]:
+    """The engine's error answer (a 4xx or 5xx), evaluated only when an exception is raised."""
+    import docker.errors
+
+    return docker.errors.APIError  # type: ignore[no-any-return]
+
+
+def _api_errors() -> tuple[type[BaseException], ...]:
+    """The engine's error answers and the ways its connection fails.
+
+    Only evaluated when an exception is raised, so it never loads the SDK itself.
+    """
+    import docker.errors
+    import requests.exceptions
+    import urllib3.exceptions
+
+    return (
+        docker.errors.APIError,
+        requests.exceptions.ConnectionError,
+        requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.Timeout,
+        urllib3.exceptions.HTTPError,
+    )
 
 
 def _describe(base_url: str | None) -> str:
@@ -56,13 +77,14 @@ class DockerEngine:
 
     def __init__(self, base_url: str | None = None) -> None:
         self._base_url = base_url
+        docker = _sdk()
         kwargs: dict[str, Any] = (
             {"base_url": base_url} if base_url else docker.utils.kwargs_from_env()
         )
         try:
             _probe(kwargs.get("base_url"))
             self._client = docker.APIClient(version="auto", timeout=_API_TIMEOUT, **kwargs)
-        except (OSError, docker.errors.DockerException, *_CONNECTION_ERRORS) as exc:
+        except (OSError, docker.errors.DockerException, *_api_errors()) as exc:
             raise EngineUnreachable(
                 f"{_describe(base_url)} is unreachable ({exc}); start it (e.g. "
                 "`systemctl start docker`) or point DOCKER_HOST at a running engine, then "
@@ -88,7 +110,7 @@ class DockerEngine:
             return None
         try:
             root = Path(str(self._client.info().get("DockerRootDir") or ""))
-        except (docker.errors.APIError, *_CONNECTION_ERRORS) as exc:
+        except _api_errors() as exc:
             raise EngineUnreachable(
                 f"{_describe(self._base_url)} did not answer ({exc}); check that it is running "
                 "and push again"
@@ -108,7 +130,7 @@ class DockerEngine:
         removed: list[str] = []
         try:
             images = self._client.images(name=repository)
-        except docker.errors.APIError as exc:
+        except _refused() as exc:
             raise BuildError(f"cannot list the local images of {repository}: {exc}") from exc
         for image in images:
             digests = {
@@ -123,7 +145,7 @@ class DockerEngine:
                     continue
                 try:
                     self._client.remove_image(tag)
-                except docker.errors.APIError as exc:
+                except _refused() as exc:
                     log.info("keeping %s: %s", tag, exc)
                     continue
                 removed.append(tag)

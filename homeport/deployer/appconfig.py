@@ -13,9 +13,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from homeport.config import Settings
 from homeport.deployer import objects
 from homeport.deployer.kube import Conflict, Kube
+from homeport.settings import Settings
 
 MASK = "********"
 # Secrets hold at most 1 MiB; a config value is an env var, far below that.

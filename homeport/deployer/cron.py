@@ -14,12 +14,12 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from homeport.config import Settings
 from homeport.deployer import objects
 from homeport.deployer.kube import Kube
 from homeport.deployer.processes import PART_OF, check_owner
-from homeport.deployer.spec import RunSpec
 from homeport.errors import Conflict
+from homeport.settings import Settings
+from homeport.spec import RunSpec
 
 CRON_KEY = "homeport.dev/cron"
 # Finished runs Kubernetes keeps per CronJob and outcome (their pods keep the logs).

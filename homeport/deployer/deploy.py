@@ -17,14 +17,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from homeport.config import Settings
 from homeport.deployer import appconfig, cron, objects, processes, volumes
 from homeport.deployer.errors import RolloutError
 from homeport.deployer.kube import Kube
 from homeport.deployer.rollout import follow
-from homeport.deployer.spec import RunSpec
 from homeport.errors import HomeportError
-from homeport.releases import Release
+from homeport.release import Release
+from homeport.settings import Settings
+from homeport.spec import RunSpec
 
 log = logging.getLogger(__name__)
 

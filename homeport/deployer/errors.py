@@ -9,7 +9,7 @@ HomeportError
 from __future__ import annotations
 
 from homeport.errors import StageError
-from homeport.releases import ReleaseUnavailable
+from homeport.release import ReleaseUnavailable
 
 __all__ = ["ReleaseUnavailable", "RolloutError"]
 

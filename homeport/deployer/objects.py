@@ -10,7 +10,7 @@ import base64
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from homeport.deployer.spec import RunSpec, Volume
+from homeport.spec import RunSpec, Volume
 
 NAME_LABEL = "app.kubernetes.io/name"
 MANAGED_LABEL = "app.kubernetes.io/managed-by"

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from homeport.config import Settings
 from homeport.deployer.kube import ApiError, Kube
 from homeport.deployer.workloads import pick, processes
 from homeport.errors import HomeportError, InvalidInput
+from homeport.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from homeport.deployer import objects
 from homeport.deployer.errors import RolloutError
 from homeport.deployer.kube import Kube
 from homeport.deployer.rollout import follow as follow_rollout
-from homeport.deployer.spec import RunSpec
+from homeport.spec import RunSpec
 
 log = logging.getLogger(__name__)
 

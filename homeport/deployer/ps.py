@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from homeport.config import Settings
 from homeport.deployer import objects
 from homeport.deployer.kube import Kube
 from homeport.deployer.workloads import processes
+from homeport.settings import Settings
 
 
 def _seconds_since(stamp: str | None, now: float) -> int | None:

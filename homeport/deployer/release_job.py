@@ -19,14 +19,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from homeport.config import Settings
 from homeport.deployer import objects, volumes
 from homeport.deployer.errors import RolloutError
 from homeport.deployer.kube import Kube, WatchEvent
 from homeport.deployer.rollout import pod_failure
-from homeport.deployer.spec import RunSpec
 from homeport.errors import HomeportError
-from homeport.releases import Release
+from homeport.release import Release
+from homeport.settings import Settings
+from homeport.spec import RunSpec
 
 log = logging.getLogger(__name__)
 

@@ -23,13 +23,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from homeport.config import Settings
 from homeport.deployer import objects
 from homeport.deployer.deploy import secret_of, spec_of
 from homeport.deployer.kube import ApiError, Kube
-from homeport.deployer.spec import RunSpec
 from homeport.errors import InvalidInput, NotFound
-from homeport.releases import Release
+from homeport.release import Release
+from homeport.settings import Settings
+from homeport.spec import RunSpec
 
 log = logging.getLogger(__name__)
 

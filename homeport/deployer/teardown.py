@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from homeport.config import Settings
 from homeport.deployer import objects, volumes
 from homeport.deployer.kube import ApiError, Kube
 from homeport.deployer.processes import PART_OF
+from homeport.settings import Settings
 
 # Dependents (ReplicaSets, pods, a Job's pods) go with their owner, in the background: the
 # default for batch/v1 Jobs would orphan their pods.

@@ -12,11 +12,11 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from homeport.config import Settings
 from homeport.deployer import objects
 from homeport.deployer.errors import RolloutError
 from homeport.deployer.kube import ApiError, Kube
-from homeport.deployer.spec import RunSpec, Volume
+from homeport.settings import Settings
+from homeport.spec import RunSpec, Volume
 
 Emit = Callable[[str], None]
 

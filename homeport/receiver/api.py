@@ -13,11 +13,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from homeport import apps, joblog, jobs
+from homeport import apps, names
 from homeport.errors import NotFound
 from homeport.receiver import binding
 from homeport.receiver.auth import bearer_token, same
 from homeport.receiver.state import State, read_capped
+from homeport.records import joblog, jobs
 
 
 def state_of(request: Request) -> State:
@@ -40,7 +41,7 @@ def unauthorized() -> JSONResponse:
 
 def _app_name(request: Request) -> str:
     name: str = request.path_params["app"]
-    return apps.check_app_name(name)
+    return names.check_app_name(name)
 
 
 def existing_app(request: Request) -> str:

@@ -14,26 +14,26 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from homeport import db
-from homeport.config import Settings
 from homeport.errors import HomeportError, Unavailable, http_status
-from homeport.hooks.update import PushContext
 from homeport.receiver import (
     api,
     credentials_api,
     cron_api,
     destroy_api,
-    hooks_api,
     metrics_api,
     releases_api,
+    rollback_urls_api,
     runtime_api,
     webhooks,
 )
 from homeport.receiver.git import asgi_git_app
 from homeport.receiver.pages import routes as page_routes
+from homeport.receiver.push.update import PushContext
 from homeport.receiver.state import State, client_address
 from homeport.receiver.stopping import Stopping
 from homeport.receiver.throttle import Throttle, too_many
+from homeport.records import db
+from homeport.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def create_app(settings: Settings, token: str, conn: redis.Redis | None = None) 
     routes = [
         Route("/healthz", healthz),
         # Before /hooks/{provider}: a rollback hook's path has three more segments.
-        Route("/hooks/rollback/{hook}/{secret}", hooks_api.fire, methods=["POST"]),
+        Route("/hooks/rollback/{hook}/{secret}", rollback_urls_api.fire, methods=["POST"]),
         Route("/hooks/{provider}", webhooks.receive, methods=["POST"]),
         Route("/metrics", metrics_api.metrics),
         Route("/api/apps", api.list_apps),
@@ -138,9 +138,9 @@ def create_app(settings: Settings, token: str, conn: redis.Redis | None = None) 
         Route("/api/apps/{app}/source", api.source, methods=["GET", "PUT", "DELETE"]),
         Route("/api/apps/{app}/cron", cron_api.list_cron),
         Route("/api/apps/{app}/cron/{name}/runs", cron_api.start_run, methods=["POST"]),
-        Route("/api/apps/{app}/hooks", hooks_api.hooks, methods=["GET", "POST"]),
-        Route("/api/apps/{app}/hooks/{hook}", hooks_api.remove, methods=["DELETE"]),
-        Route("/api/hooks/{hook}", hooks_api.remove, methods=["DELETE"]),
+        Route("/api/apps/{app}/hooks", rollback_urls_api.hooks, methods=["GET", "POST"]),
+        Route("/api/apps/{app}/hooks/{hook}", rollback_urls_api.remove, methods=["DELETE"]),
+        Route("/api/hooks/{hook}", rollback_urls_api.remove, methods=["DELETE"]),
         Route(
             "/api/credentials",
             credentials_api.credentials_route,

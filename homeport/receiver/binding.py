@@ -12,8 +12,8 @@ import re
 import sqlite3
 from pathlib import Path
 
-from homeport import db
 from homeport.errors import InvalidInput
+from homeport.records import db
 
 PROVIDERS = ("github", "gitea", "gitlab")
 # provider:owner/name, GitLab's nested groups included; stored and shown in messages.

@@ -12,8 +12,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from homeport import apps, credentials, sshkeys
+from homeport import names
 from homeport.errors import InvalidInput, TooLarge
+from homeport.git import credentials, sshkeys
 from homeport.receiver.state import State, parse_json, read_capped
 
 # A credential is a prefix, a user name and a token: a few KB at most.
@@ -70,7 +71,7 @@ async def credentials_route(request: Request) -> Response:
 
 async def ssh_key(request: Request) -> Response:
     """GET the app's public deploy key; POST makes one ({"replace": true} a new one); DELETE."""
-    app = apps.check_app_name(request.path_params["app"])
+    app = names.check_app_name(request.path_params["app"])
     data_dir = _data_dir(request)
     if request.method == "POST":
         data = await _body(request, '{} or {"replace": true}')

@@ -10,9 +10,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from homeport import lifecycle, releases, schedules
-from homeport.deployer.spec import RunSpec
+from homeport import lifecycle, schedules
+from homeport.lifecycle import runtime
 from homeport.receiver.api import existing_app, state_of
+from homeport.records import releases
+from homeport.spec import RunSpec
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -29,10 +31,7 @@ async def list_cron(request: Request) -> Response:
     spec = RunSpec.from_dict(live.config.get("spec") or {}) if live else RunSpec()
     runs: dict[str, dict[str, Any]] = {}
     if spec.cron:
-        # Imported on first use: the Kubernetes client is large.
-        from homeport.deployer import cron
-
-        runs = await asyncio.to_thread(cron.runs, settings, app)
+        runs = await asyncio.to_thread(runtime.cron_runs, settings, app)
     now = time.time()
     entries = [
         {

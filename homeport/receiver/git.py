@@ -15,11 +15,11 @@ from dulwich.server import DEFAULT_HANDLERS, Backend
 from dulwich.web import make_wsgi_chain
 from starlette.types import ASGIApp
 
-from homeport import apps
+from homeport import apps, names
 from homeport.errors import NotFound
-from homeport.hooks.update import PushContext, handler_for
 from homeport.receiver import shallow_clone
 from homeport.receiver.auth import basic_password, same
+from homeport.receiver.push.update import PushContext, handler_for
 from homeport.receiver.throttle import Throttle
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class AppBackend(Backend):
         name = text.strip("/").removesuffix(".git")
         try:
             return apps.open_repo(self.data_dir, name, max_blob_bytes=self.max_blob_bytes)
-        except (apps.AppNameError, NotFound) as exc:
+        except (names.AppNameError, NotFound) as exc:
             raise NotGitRepository(str(exc)) from exc
 
 
@@ -118,8 +118,8 @@ def git_app(context: PushContext, token: str, throttle: Throttle) -> WSGIApp:
             )
         name = match.group(1)
         try:
-            apps.check_app_name(name)
-        except apps.AppNameError as exc:
+            names.check_app_name(name)
+        except names.AppNameError as exc:
             return _plain(start_response, "400 Bad Request", f"homeport: {exc}")
         pushing = "git-receive-pack" in (
             match.group(2) or ""

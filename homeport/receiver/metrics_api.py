@@ -7,13 +7,11 @@ import asyncio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from homeport.builder.cache_usage import CacheUsage
 from homeport.receiver.api import authorized, state_of, unauthorized
 from homeport.receiver.state import client_address
 from homeport.receiver.throttle import too_many
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_cache = CacheUsage()
 
 
 async def metrics(request: Request) -> Response:
@@ -25,8 +23,8 @@ async def metrics(request: Request) -> Response:
             if blocked:
                 return too_many(blocked)
         return unauthorized()
-    # Imported on first scrape: an unscraped homeport never loads the client library.
+    # Imported on first scrape: an unscraped homeport never loads prometheus-client.
     from homeport import metrics as collector
 
-    body = await asyncio.to_thread(collector.exposition, state.settings.data_dir, _cache.get)
+    body = await asyncio.to_thread(collector.exposition, state.settings.data_dir)
     return Response(body, media_type=CONTENT_TYPE)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from homeport import apps, db, jobs, releases
-from homeport.releases import Release
+from homeport import apps
+from homeport.records import db, jobs, releases
+from homeport.release import WAS_LIVE, Release
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class AppDetail:
         """Whether the page offers a rollback to it: it served once and is not what serves."""
         live = self.live
         return (
-            release.status in releases.WAS_LIVE
+            release.status in WAS_LIVE
             and release.status != "live"
             and (live is None or live.digest != release.digest)
         )

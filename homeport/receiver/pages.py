@@ -23,12 +23,14 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from homeport import apps, joblog, jobs, lifecycle, releases
+from homeport import apps, lifecycle, names
 from homeport.errors import HomeportError, InvalidInput, NotFound, Unavailable, http_status
+from homeport.lifecycle import runtime
 from homeport.receiver import api, session
 from homeport.receiver.auth import bearer_token, same
 from homeport.receiver.overview import detail, summaries
 from homeport.receiver.state import State, client_address, read_capped
+from homeport.records import joblog, jobs, releases
 
 # A page form holds a few short fields; anything larger is not one of ours.
 MAX_FORM_BYTES = 8192
@@ -241,7 +243,7 @@ async def status(request: Request, visit: Visit) -> Response:
 
 
 def _existing(request: Request) -> str:
-    name = apps.check_app_name(request.path_params["app"])
+    name = names.check_app_name(request.path_params["app"])
     if not apps.exists(_state(request).settings.data_dir, name):
         raise NotFound(f"app {name!r} does not exist; push to it to create it")
     return name
@@ -255,11 +257,8 @@ async def app_page(request: Request, visit: Visit) -> Response:
     config: list[str] = []
     config_error = ""
     status_code = 200
-    # Imported on first use: the Kubernetes client is large (as in the config API).
-    from homeport.deployer import appconfig
-
     try:
-        config = list(await asyncio.to_thread(appconfig.show, state.settings, name))
+        config = list(await asyncio.to_thread(runtime.config_names, state.settings, name))
     except HomeportError as exc:
         config_error = str(exc)
         if isinstance(exc, Unavailable):
@@ -272,7 +271,7 @@ async def app_page(request: Request, visit: Visit) -> Response:
             "app": shown,
             "config": config,
             "config_error": config_error,
-            "mask": appconfig.MASK,
+            "mask": runtime.CONFIG_MASK,
         },
         status=status_code,
         visit=visit,

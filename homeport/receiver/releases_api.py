@@ -16,11 +16,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from homeport import apps, db, lifecycle, releases, signing
+from homeport import lifecycle, names
+from homeport.lifecycle import runtime
+from homeport.notify import signing
 from homeport.receiver import replay
 from homeport.receiver.api import authorized, existing_app, state_of
 from homeport.receiver.state import BadJSON, client_address, parse_json, read_capped
 from homeport.receiver.throttle import too_many
+from homeport.records import db, releases
 
 SIGNATURE_HEADER = "x-homeport-signature-256"
 TIMESTAMP_HEADER = "x-homeport-timestamp"
@@ -126,14 +129,11 @@ async def config(request: Request) -> Response:
     """GET shows the app's config secrets masked; POST {"set": {...}, "unset": [...]} makes
     a release of the change on the live image (202 with its job), or only stores it with
     "deploy": false or before the app's first release (200 with a note)."""
-    app = apps.check_app_name(request.path_params["app"])
+    app = names.check_app_name(request.path_params["app"])
     state = state_of(request)
     settings = state.settings
-    # Imported on first use: the Kubernetes client is large, and most receivers never need it.
-    from homeport.deployer import appconfig
-
     if request.method == "GET":
-        shown = await asyncio.to_thread(appconfig.show, settings, app)
+        shown = await asyncio.to_thread(runtime.config_names, settings, app)
         return JSONResponse({"app": app, "config": shown})
     body = await read_capped(request, 256 * 1024)
     if body is None:
@@ -171,7 +171,7 @@ async def config(request: Request) -> Response:
         )
 
     submitted = await asyncio.to_thread(submit)
-    shown = {name: appconfig.MASK for name in submitted.config}
+    shown = {name: runtime.CONFIG_MASK for name in submitted.config}
     if isinstance(submitted, lifecycle.Stored):
         return JSONResponse({"app": app, "config": shown, "note": submitted.note})
     job = submitted.job

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 
-from homeport import db
+from homeport.records import db
 
 
 def body_digest(body: bytes) -> str:

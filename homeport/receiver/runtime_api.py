@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from homeport import lifecycle
 from homeport.errors import HomeportError
+from homeport.lifecycle import runtime
 from homeport.receiver.api import existing_app, state_of
 from homeport.receiver.state import BadJSON, parse_json, read_capped
 from homeport.receiver.stopping import Stopping
@@ -144,7 +144,7 @@ async def create_run(request: Request) -> Response:
         return JSONResponse({"error": "process must be a process name"}, status_code=400)
     settings = state_of(request).settings
     started = await asyncio.to_thread(
-        lambda: lifecycle.start_run(settings, app=app, command=data.get("command"), process=process)
+        lambda: runtime.start_run(settings, app=app, command=data.get("command"), process=process)
     )
     started["log"] = f"/api/apps/{app}/runs/{started['id']}/log"
     return JSONResponse(started, status_code=202)
@@ -155,29 +155,28 @@ async def get_run(request: Request) -> Response:
 
     DELETE stops a run and removes it.
     """
-    from homeport.deployer import runs
 
     app = existing_app(request)
     settings = state_of(request).settings
     run_id = request.path_params["run"]
     if request.method == "DELETE":
-        found = await asyncio.to_thread(runs.stop, settings, app, run_id)
+        found = await asyncio.to_thread(runtime.stop_run, settings, app, run_id)
     else:
-        found = await asyncio.to_thread(runs.status, settings, app, run_id)
+        found = await asyncio.to_thread(runtime.run_status, settings, app, run_id)
     return JSONResponse(found.to_dict())
 
 
 async def run_log(request: Request) -> Response:
     """The run's output; ?follow=1 waits for it to start and streams until its pod ends."""
-    from homeport.deployer import runs
 
     app = existing_app(request)
     settings = state_of(request).settings
     run_id = request.path_params["run"]
     follow = request.query_params.get("follow") in _YES
-    await asyncio.to_thread(runs.exists, settings, app, run_id)
+    await asyncio.to_thread(runtime.check_run, settings, app, run_id)
     return _stream(
-        state_of(request).stopping, lambda stop: runs.output(settings, app, run_id, follow, stop)
+        state_of(request).stopping,
+        lambda stop: runtime.run_output(settings, app, run_id, follow, stop),
     )
 
 
@@ -190,25 +189,24 @@ async def app_logs(request: Request) -> Response:
     ?follow=1 streams new lines (and new pods) until the client leaves; ?process=NAME keeps
     one process; ?since=10m and ?tail=N bound what was written before.
     """
-    from homeport.deployer import podlogs
 
     app = existing_app(request)
     settings = state_of(request).settings
     params = request.query_params
     follow = params.get("follow") in _YES
     process = _process(request)
-    since = podlogs.parse_since(params["since"]) if params.get("since") else None
-    tail = podlogs.parse_tail(params["tail"]) if params.get("tail") else None
+    since = runtime.parse_since(params["since"]) if params.get("since") else None
+    tail = runtime.parse_tail(params["tail"]) if params.get("tail") else None
     if not follow:
         lines = await asyncio.to_thread(
-            lambda: podlogs.recent(settings, app, process=process, since=since, tail=tail)
+            lambda: runtime.recent_logs(settings, app, process=process, since=since, tail=tail)
         )
         return Response(b"".join(lines), media_type="text/plain; charset=utf-8")
     # Errors a client can act on (no such process, cluster down) come as a status, not a line.
-    await asyncio.to_thread(podlogs.check_process, settings, app, process)
+    await asyncio.to_thread(runtime.check_process, settings, app, process)
     return _stream(
         state_of(request).stopping,
-        lambda stop: podlogs.follow(
+        lambda stop: runtime.follow_logs(
             settings, app, process=process, since=since, tail=tail, stop=stop
         ),
     )
@@ -216,8 +214,7 @@ async def app_logs(request: Request) -> Response:
 
 async def app_ps(request: Request) -> Response:
     """Each process of the app with its pods: status, restarts, release, age."""
-    from homeport.deployer import ps
 
     app = existing_app(request)
     settings = state_of(request).settings
-    return JSONResponse(await asyncio.to_thread(ps.ps, settings, app))
+    return JSONResponse(await asyncio.to_thread(runtime.processes, settings, app))

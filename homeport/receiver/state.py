@@ -9,9 +9,9 @@ from typing import Any
 import redis
 from starlette.requests import Request
 
-from homeport.config import Settings
 from homeport.receiver.stopping import Stopping
 from homeport.receiver.throttle import Throttle
+from homeport.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from homeport import apps, db, lifecycle, sources, sshkeys
+from homeport import lifecycle, names
+from homeport.git import sources, sshkeys
 from homeport.receiver import binding, replay
 from homeport.receiver.state import State, client_address, parse_json, read_capped
 from homeport.receiver.throttle import too_many
+from homeport.records import db
 
 _SHA = re.compile(r"[0-9a-f]{40}")
 # Delivery ids come from the sender and are stored: bound their length and alphabet.
@@ -198,20 +200,20 @@ async def receive(request: Request) -> JSONResponse:
     try:
         push = parse_push(provider, parse_json(body))
         app = request.query_params.get("app") or push.repository.lower()
-        apps.check_app_name(app)
+        names.check_app_name(app)
         source = binding.repository(provider, push.full_name)
         sources.check_clone_url(push.clone_url, settings.allow_file_urls)
         ssh_url = _ssh_url(settings.data_dir, app, push)
     except (
         ValueError,
-        apps.AppNameError,
+        names.AppNameError,
         binding.BindingError,
         sources.SourceError,
         sshkeys.SshError,
     ) as exc:
         # Every message here is homeport's own; none echoes the body.
         message = str(exc)
-        if isinstance(exc, apps.AppNameError):
+        if isinstance(exc, names.AppNameError):
             message += "; or name the app with ?app=NAME on the webhook URL"
         return _answer(400, error=message)
     if push.ref != f"refs/heads/{settings.deploy_branch}" or push.after == ZERO:

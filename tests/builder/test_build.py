@@ -18,7 +18,7 @@ import requests
 from homeport.builder import BuildError, BuiltImage, RegistryError
 from homeport.builder.build import INDENT
 from homeport.builder.errors import BuildCancelled
-from homeport.commits import TreeError
+from homeport.git.commits import TreeError
 from homeport.manifest import parse_manifest
 from homeport.registry import MANIFEST_TYPES
 from tests.builder.support import (

@@ -12,11 +12,11 @@ import pytest
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.repo import Repo
 
-from homeport import commits
 from homeport.builder import BuildError
 from homeport.builder.context import spool_context
-from homeport.commits import MAX_LINK_BYTES, MAX_TREE_DEPTH, CommitTree, TreeError
 from homeport.errors import NotFound
+from homeport.git import commits
+from homeport.git.commits import MAX_LINK_BYTES, MAX_TREE_DEPTH, CommitTree, TreeError
 from tests.conftest import GitApp
 
 
@@ -331,7 +331,7 @@ _PEAK_RSS = """
 import sys
 from pathlib import Path
 from homeport.builder.context import spool_context
-from homeport.commits import CommitTree
+from homeport.git.commits import CommitTree
 with CommitTree(Path(sys.argv[1]), sys.argv[2], max_blob_bytes=256 * 1024**2) as tree:
     with spool_context(tree, dockerfile="Dockerfile") as context:
         size = context.seek(0, 2)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from homeport.config import Settings
 from homeport.deployer.kube import ApiError, Kube
+from homeport.settings import Settings
 from tests.deployer import images
 from tests.support.cluster import KUBECONFIG
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from homeport import db, jobs
-from homeport.config import Settings
+from homeport.records import db, jobs
+from homeport.settings import Settings
 
 
 def job_record(

@@ -9,14 +9,15 @@ from dataclasses import replace
 
 import pytest
 
-from homeport import jobs, lifecycle, releases
-from homeport.config import Settings
+from homeport import lifecycle
 from homeport.deployer import appconfig, deploy, objects
 from homeport.deployer.kube import Kube
-from homeport.deployer.spec import RunSpec
 from homeport.errors import NotFound
 from homeport.lifecycle import ReleaseFailed
-from homeport.releases import ReleaseUnavailable
+from homeport.records import jobs, releases
+from homeport.release import Release, ReleaseUnavailable
+from homeport.settings import Settings
+from homeport.spec import RunSpec
 from tests.deployer.conftest import Apps
 from tests.deployer.images import MISSING
 from tests.deployer.records import job_record as _job
@@ -34,7 +35,7 @@ def _get(settings: Settings, path: str = "/") -> tuple[int, str]:
 
 def _deploy(
     settings: Settings, image: str, spec: RunSpec = HEALTHY, lines: list[str] | None = None
-) -> releases.Release:
+) -> Release:
     return lifecycle.deploy_release(
         settings,
         _job(settings),
@@ -44,9 +45,7 @@ def _deploy(
     )
 
 
-def _rollback(
-    settings: Settings, version: int | None, lines: list[str] | None = None
-) -> releases.Release:
+def _rollback(settings: Settings, version: int | None, lines: list[str] | None = None) -> Release:
     job = _job(settings, "rollback", version)
     return lifecycle.rollback_release(settings, job, lines.append if lines is not None else print)
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from homeport.config import Settings
 from homeport.deployer import kube as kube_module
 from homeport.deployer.errors import RolloutError
 from homeport.deployer.kube import Kube
+from homeport.settings import Settings
 
 Reply = tuple[int, Any]
 

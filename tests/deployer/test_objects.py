@@ -7,7 +7,7 @@ import json
 import pytest
 
 from homeport.deployer import objects, volumes
-from homeport.deployer.spec import RunSpec, Volume
+from homeport.spec import RunSpec, Volume
 
 IMAGE = "127.0.0.1:5000/blog@sha256:" + "ab" * 32
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from homeport.deployer import cron, objects, processes
-from homeport.deployer.spec import CronSpec, ProcessSpec, RunSpec, Volume
+from homeport.spec import CronSpec, ProcessSpec, RunSpec, Volume
 
 IMAGE = "127.0.0.1:5000/blog@sha256:" + "a" * 64
 SPEC = RunSpec(

@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
-from homeport import lifecycle, releases
-from homeport.config import Settings
+from homeport import lifecycle
 from homeport.deployer import cron, objects, processes
 from homeport.deployer.kube import Kube
-from homeport.deployer.spec import CronSpec, ProcessSpec
 from homeport.errors import NotFound
 from homeport.lifecycle import ReleaseFailed
+from homeport.records import releases
+from homeport.settings import Settings
+from homeport.spec import CronSpec, ProcessSpec
 from tests.deployer.conftest import Apps
 from tests.deployer.test_deploy import (
     APP,

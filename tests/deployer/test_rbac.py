@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from homeport.config import Settings
+from homeport.settings import Settings
 from tests.deployer.images import REPO_ROOT
 
 SA = "system:serviceaccount:homeport:homeport"

@@ -6,12 +6,13 @@ from dataclasses import replace
 
 import pytest
 
-from homeport import lifecycle, releases
-from homeport.config import Settings
+from homeport import lifecycle
 from homeport.deployer import objects, release_job
 from homeport.deployer.kube import Kube
-from homeport.deployer.spec import RunSpec
 from homeport.lifecycle import ReleaseFailed
+from homeport.records import releases
+from homeport.settings import Settings
+from homeport.spec import RunSpec
 from tests.deployer.conftest import Apps
 from tests.deployer.test_deploy import APP, HEALTHY, _deploy, _get, _page_poller, _rollback
 

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from homeport.config import Settings
 from homeport.deployer import objects, runs
 from homeport.deployer.kube import Kube
-from homeport.deployer.spec import ProcessSpec, RunSpec, Volume
 from homeport.errors import InvalidInput, NotFound
-from homeport.releases import Release
+from homeport.release import Release
+from homeport.settings import Settings
+from homeport.spec import ProcessSpec, RunSpec, Volume
 
 IMAGE = "127.0.0.1:5000/blog@sha256:" + "ab" * 32
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from homeport.deployer import deploy
-from homeport.deployer.spec import RunSpec
+from homeport.spec import RunSpec
 
 IMAGE = "127.0.0.1:5000/blog@sha256:" + "1f" * 32
 

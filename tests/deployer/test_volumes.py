@@ -6,11 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from homeport import lifecycle, releases
-from homeport.config import Settings
+from homeport import lifecycle
 from homeport.deployer.kube import Kube
-from homeport.deployer.spec import RunSpec, Volume
 from homeport.lifecycle import ReleaseFailed
+from homeport.release import Release
+from homeport.settings import Settings
+from homeport.spec import RunSpec, Volume
 from tests.deployer.records import job_record as _job
 from tests.support.cluster import build_and_push
 
@@ -42,7 +43,7 @@ def _spec(greeting: str, *volumes: Volume) -> RunSpec:
     )
 
 
-def _deploy(settings: Settings, image: str, spec: RunSpec, lines: list[str]) -> releases.Release:
+def _deploy(settings: Settings, image: str, spec: RunSpec, lines: list[str]) -> Release:
     return lifecycle.deploy_release(
         settings, _job(settings), image=image, spec=spec, emit=lines.append
     )

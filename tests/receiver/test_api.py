@@ -10,8 +10,9 @@ from pathlib import Path
 
 import httpx
 
-from homeport import apps, joblog, jobs
-from homeport.joblog import JobLog
+from homeport import apps
+from homeport.records import joblog, jobs
+from homeport.records.joblog import JobLog
 from tests.support.gitwork import WorkTree
 from tests.support.records import queued_job
 from tests.support.servers import TOKEN, WEBHOOK_SECRET, Homeport

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from homeport import apps, db, destroy, jobs
+from homeport import apps
+from homeport.lifecycle import removal
+from homeport.records import db, jobs
 from tests.support.gitwork import WorkTree
 from tests.support.records import queued_job
 from tests.support.servers import Homeport
@@ -40,11 +42,11 @@ def test_an_app_with_a_job_waiting_is_not_removed(receiver: Homeport) -> None:
 def test_no_job_starts_while_an_app_is_being_removed(receiver: Homeport, work: WorkTree) -> None:
     """A push to an app being removed is refused with the reason; afterwards it is accepted."""
     with db.connect(receiver.data_dir) as tx:
-        destroy.begin(tx, "blog")
+        removal.begin(tx, "blog")
     work.commit("first", **{"a.txt": "a"})
     pushed = work.push(receiver.remote("blog"))
     assert pushed.returncode != 0
     assert "app 'blog' is being removed (homeport apps destroy)" in pushed.stderr
     with db.connect(receiver.data_dir) as tx:
-        destroy.end(tx, "blog")
+        removal.end(tx, "blog")
     assert queued_job(receiver.data_dir, "blog", source="api").status == "queued"

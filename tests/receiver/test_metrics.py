@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from homeport import apps, jobs, lifecycle, releases
-from homeport.config import Settings
+from homeport import apps, lifecycle
+from homeport.records import jobs, releases
+from homeport.settings import Settings
 from tests.support.servers import Homeport
 from tests.support.waiting import wait_until
 

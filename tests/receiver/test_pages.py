@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from homeport import jobs
+from homeport.records import jobs
 from tests.support.records import make_app, seed_app
 from tests.support.servers import TOKEN, Homeport, start_redis
 

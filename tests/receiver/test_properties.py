@@ -21,9 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
-from homeport import apps, joblog, jobs, releases
-from homeport.config import Settings
+from homeport import apps
 from homeport.receiver.app import create_app
+from homeport.records import joblog, jobs, releases
+from homeport.settings import Settings
 from tests.support.records import queued_job
 from tests.support.servers import GITLAB_TOKEN, TOKEN, WEBHOOK_SECRET
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from homeport import db
+from homeport.records import db
 from tests.support.servers import GITLAB_TOKEN, Homeport
 from tests.support.webhooks import github, jobs_of, payload, sign
 

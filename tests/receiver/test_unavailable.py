@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from homeport import db, releases
+from homeport.records import db, releases
 from tests.support.gitwork import WorkTree
 from tests.support.servers import WEBHOOK_SECRET, Homeport, free_port, start_redis
 

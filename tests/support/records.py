@@ -5,7 +5,8 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from homeport import db, joblog, jobs, releases
+from homeport.records import db, joblog, jobs, releases
+from homeport.release import Release
 
 
 def make_app(data_dir: Path, app: str) -> None:
@@ -22,7 +23,7 @@ def seed_app(
     host: str | None = None,
     registry: str = "127.0.0.1:5000",
     failed_every: int = 0,
-) -> list[releases.Release]:
+) -> list[Release]:
     """`count` deploys of the app, each with a succeeded job and a release; the last is live.
 
     With failed_every=N, every Nth release failed (with a reason) instead of going live.

@@ -1,0 +1,145 @@
+"""What every CLI command shares: the API client, errors, and how answers are printed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from homeport.errors import Conflict, HomeportError, InvalidInput, NotFound, TooLarge, Unavailable
+from homeport.settings import Settings
+from homeport.terminal import printable_bytes
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+class UsageError(HomeportError):
+    """The command line itself is wrong (exit code 2, like argparse's own errors)."""
+
+
+# The API's status codes back into the error kinds, so the CLI speaks like the API.
+_BY_STATUS: dict[int, type[HomeportError]] = {
+    400: InvalidInput,
+    401: InvalidInput,
+    404: NotFound,
+    409: Conflict,
+    413: TooLarge,
+    429: InvalidInput,
+    503: Unavailable,
+}
+
+
+class ApiClient:
+    """A small client of the HTTP API (stdlib only, so the CLI starts fast)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.base = settings.public_url
+        self.token = settings.resolve_token() if not settings.token else settings.token
+
+    def _open(self, req: urllib.request.Request, timeout: float | None) -> Any:
+        req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            # HOMEPORT_URL is the user's own server, http(s) by construction.
+            return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace").strip()
+            try:
+                detail = json.loads(detail).get("error", detail)
+            except (ValueError, AttributeError):
+                pass
+            if exc.code == 401:
+                detail += "; check HOMEPORT_TOKEN or the token file in the data dir"
+            kind = _BY_STATUS.get(exc.code, HomeportError)
+            raise kind(detail or f"homeport answered {exc.code}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise Unavailable(
+                f"cannot reach homeport at {self.base} ({reason}); start it with `homeport up`"
+                " or set HOMEPORT_URL"
+            ) from None
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method)  # noqa: S310
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        with self._open(req, 60) as resp:
+            raw = resp.read()
+            ctype = resp.headers.get("content-type", "")
+        if ctype.startswith("application/json"):
+            return json.loads(raw)
+        return raw.decode("utf-8", "replace")
+
+    def stream(self, path: str, timeout: float | None = 3600) -> None:
+        """Copy a text stream to stdout as it arrives, ending on a newline."""
+        req = urllib.request.Request(self.base + path)  # noqa: S310
+        last = b"\n"
+        terminal = sys.stdout.isatty()
+        with self._open(req, timeout) as resp:
+            while True:
+                try:
+                    line = resp.readline()
+                except OSError as exc:
+                    raise Unavailable(
+                        f"lost the connection to homeport at {self.base}: {exc}"
+                    ) from None
+                if not line:
+                    break
+                # A terminal gets no control characters from builds and pods; a file or a
+                # pipe gets the bytes as sent.
+                if terminal:
+                    line = printable_bytes(line)
+                # A closed stdout (`homeport logs blog | head`) raises BrokenPipeError here,
+                # which main() ends quietly.
+                sys.stdout.buffer.write(line)
+                sys.stdout.flush()
+                last = line[-1:]
+        if last != b"\n":
+            sys.stdout.write("\n")
+
+    def follow_job(self, app: str, job: str) -> int:
+        """Stream a job's output until it ends; 0 if it succeeded, else 1."""
+        self.stream(f"/api/apps/{app}/jobs/{job}/log?follow=1")
+        ended = self.request("GET", f"/api/apps/{app}/jobs/{job}")
+        return 0 if ended["status"] == "succeeded" else 1
+
+
+@dataclass
+class Context:
+    """What a command runs with: the settings, and the API client made on first use."""
+
+    settings: Settings
+
+    @cached_property
+    def client(self) -> ApiClient:
+        return ApiClient(self.settings)
+
+
+# Every command's handler: argparse hands it over through set_defaults(func=...).
+Handler = Callable[[argparse.Namespace, Context], int]
+
+
+def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    cells = [[str(r.get(c, "") if r.get(c) is not None else "") for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    for row in cells:
+        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def show(as_json: bool, data: Any, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    """The API's JSON, or a table of the rows."""
+    say(json.dumps(data, indent=2) if as_json else table(rows, columns))
+
+
+def show_json(data: Any) -> None:
+    say(json.dumps(data, indent=2))

@@ -1,0 +1,100 @@
+"""`homeport credentials`: HTTPS tokens and SSH deploy keys for private repositories."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from homeport.cli.client import Context, UsageError, say, show_json, table
+
+
+def register(sub: Any) -> None:
+    creds = sub.add_parser(
+        "credentials",
+        help="HTTPS tokens and SSH deploy keys for webhook deploys of private repositories",
+    )
+    action = creds.add_subparsers(dest="action", required=True)
+    put = action.add_parser(
+        "set",
+        help="store a user name and token for clone URLs starting with URL_PREFIX",
+        description="The password (a token with read access) is read from stdin, never "
+        "from the command line. The longest matching prefix is used for a fetch.",
+    )
+    put.add_argument("prefix", metavar="URL_PREFIX", help="e.g. https://github.com/me/")
+    put.add_argument("--username", required=True, metavar="U")
+    put.add_argument(
+        "--password-stdin", action="store_true", required=True, help="read the password from stdin"
+    )
+    listing = action.add_parser("list", help="stored prefixes, user names, deploy keys and hosts")
+    listing.add_argument("--json", action="store_true")
+    remove = action.add_parser("rm", help="forget the credentials of URL_PREFIX")
+    remove.add_argument("prefix", metavar="URL_PREFIX")
+    key = action.add_parser(
+        "ssh-key",
+        help="make (or show) APP's ed25519 deploy key and print its public key",
+        description="Add the printed public key to the repository as a read-only deploy key; "
+        "webhooks for APP are then fetched over SSH from the payload's ssh_url.",
+    )
+    key.add_argument("app", metavar="APP")
+    key.add_argument("--new", action="store_true", help="replace the key with a new one")
+    key.add_argument("--remove", action="store_true", help="delete the key (fetch over HTTPS)")
+    host = action.add_parser(
+        "trust-host",
+        help="read HOST's SSH host keys and pin them (HOST or HOST:PORT)",
+        description="Prints the fingerprints pinned: compare them with the ones your git "
+        "provider publishes.",
+    )
+    host.add_argument("host", metavar="HOST")
+    host.add_argument("--fingerprint", metavar="SHA256:...", help="pin only if the host offers it")
+    host.add_argument("--replace", action="store_true", help="replace a pinned key that changed")
+    creds.set_defaults(func=_credentials)
+
+
+def _credentials(args: argparse.Namespace, ctx: Context) -> int:
+    client = ctx.client
+    if args.action == "set":
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise UsageError("credentials set reads the password from stdin; none was given")
+        data = client.request(
+            "PUT",
+            "/api/credentials",
+            {"prefix": args.prefix, "username": args.username, "password": password},
+        )
+        say(f"stored credentials for {data['prefix']} (user {data['username']})")
+    elif args.action == "rm":
+        data = client.request("DELETE", "/api/credentials", {"prefix": args.prefix})
+        say(f"removed the credentials for {data['removed']}")
+    elif args.action == "list":
+        data = client.request("GET", "/api/credentials")
+        if args.json:
+            show_json(data)
+            return 0
+        say(table(data["credentials"], ["prefix", "username"]))
+        keys = ", ".join(data["ssh_keys"]) or "none"
+        say(f"\ndeploy keys (homeport credentials ssh-key APP): {keys}")
+        if data["ssh_hosts"]:
+            say("\n" + table(data["ssh_hosts"], ["host", "type", "fingerprint"]))
+    elif args.action == "ssh-key":
+        path = f"/api/credentials/ssh-keys/{args.app}"
+        if args.remove:
+            client.request("DELETE", path)
+            say(f"removed the deploy key of {args.app}; its webhooks fetch over HTTPS")
+            return 0
+        data = client.request("POST", path, {"replace": args.new})
+        say(data["public_key"])
+        if data["created"]:
+            print(
+                f"add this public key to the repository of {args.app} as a read-only deploy "
+                "key; pin its host with homeport credentials trust-host HOST",
+                file=sys.stderr,
+            )
+    elif args.action == "trust-host":
+        wanted: dict[str, Any] = {"host": args.host, "replace": args.replace}
+        if args.fingerprint:
+            wanted["fingerprint"] = args.fingerprint
+        data = client.request("POST", "/api/credentials/ssh-hosts", wanted)
+        for key in data["keys"]:
+            say(f"pinned {key['host']} {key['type']} {key['fingerprint']}")
+    return 0

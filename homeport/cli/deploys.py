@@ -1,0 +1,113 @@
+"""Deploys and releases: `homeport jobs`, `releases`, `rollback` and `config`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from homeport.cli.client import Context, UsageError, say, show, show_json
+from homeport.errors import NotFound
+
+
+def register(sub: Any) -> None:
+    jobs = sub.add_parser(
+        "jobs", help="list an app's deploy jobs, or show one job's output (JOB, or -f: newest)"
+    )
+    jobs.add_argument("app")
+    jobs.add_argument("job", nargs="?", help="show this job's output")
+    jobs.add_argument("-f", "--follow", action="store_true", help="follow until the job ends")
+    jobs.add_argument("--json", action="store_true")
+    jobs.set_defaults(func=_jobs)
+    releases = sub.add_parser("releases", help="list an app's releases, newest first")
+    releases.add_argument("app")
+    releases.add_argument("--json", action="store_true")
+    releases.set_defaults(func=_releases)
+    rollback = sub.add_parser("rollback", help="deploy an earlier release again (no rebuild)")
+    rollback.add_argument("app")
+    rollback.add_argument("--to", type=int, metavar="N", help="release number (default: previous)")
+    rollback.add_argument("--json", action="store_true")
+    rollback.set_defaults(func=_rollback)
+    config = sub.add_parser(
+        "config", help="app secrets as env; set and unset release them on the live image"
+    )
+    config.add_argument("action", choices=["show", "set", "unset"])
+    config.add_argument("app")
+    config.add_argument("pairs", nargs="*", metavar="KEY[=VALUE]")
+    config.add_argument(
+        "--no-deploy", action="store_true", help="only store the change for the next release"
+    )
+    config.add_argument("--json", action="store_true")
+    config.set_defaults(func=_config)
+
+
+def _jobs(args: argparse.Namespace, ctx: Context) -> int:
+    client = ctx.client
+    if args.job is None and not args.follow:
+        data = client.request("GET", f"/api/apps/{args.app}/jobs")
+        rows = [{**j, "commit": j["commit"][:12], "reason": j["reason"][:60]} for j in data["jobs"]]
+        show(args.json, data, rows, ["id", "status", "commit", "source", "reason"])
+        return 0
+    job = args.job
+    if job is None:
+        listed = client.request("GET", f"/api/apps/{args.app}/jobs")["jobs"]
+        if not listed:
+            raise NotFound(f"app {args.app!r} has no jobs yet; push to it first")
+        job = listed[0]["id"]
+    client.stream(f"/api/apps/{args.app}/jobs/{job}/log" + ("?follow=1" if args.follow else ""))
+    return 0
+
+
+def _releases(args: argparse.Namespace, ctx: Context) -> int:
+    data = ctx.client.request("GET", f"/api/apps/{args.app}/releases")
+    rows = [
+        {
+            **r,
+            "version": f"v{r['version']}",
+            "commit": r["commit"][:12],
+            "image": r["image"].rpartition("@")[2][:19],
+            "rollback of": f"v{r['rollback_of']}" if r["rollback_of"] else "",
+            "cause": r.get("cause", "push"),
+            "reason": r["reason"][:70],
+        }
+        for r in data["releases"]
+    ]
+    columns = ["version", "status", "commit", "cause", "image", "rollback of", "reason"]
+    show(args.json, data, rows, columns)
+    return 0
+
+
+def _rollback(args: argparse.Namespace, ctx: Context) -> int:
+    body = {} if args.to is None else {"version": args.to}
+    data = ctx.client.request("POST", f"/api/apps/{args.app}/rollback", body)
+    if args.json:
+        show_json(data)
+        return 0
+    say(f"-----> Rolling back {args.app} to v{data['target']} (job {data['job']})")
+    return ctx.client.follow_job(args.app, data["job"])
+
+
+def _config(args: argparse.Namespace, ctx: Context) -> int:
+    client = ctx.client
+    path = f"/api/apps/{args.app}/config"
+    if args.action == "show":
+        data = client.request("GET", path)
+    elif args.action == "set":
+        pairs = dict(p.split("=", 1) for p in args.pairs if "=" in p)
+        if not pairs or len(pairs) != len(args.pairs):
+            raise UsageError("config set takes KEY=VALUE pairs, e.g. API_KEY=s3cret")
+        data = client.request("POST", path, {"set": pairs, "deploy": not args.no_deploy})
+    else:
+        if not args.pairs:
+            raise UsageError("config unset takes one or more KEY names")
+        data = client.request("POST", path, {"unset": args.pairs, "deploy": not args.no_deploy})
+    rows = [{"key": k, "value": v} for k, v in sorted(data["config"].items())]
+    show(args.json, data, rows, ["key", "value"])
+    if args.json:
+        return 0
+    if data.get("note"):
+        say(data["note"])
+    if not data.get("job"):
+        return 0
+    # A config release: follow it like a push.
+    say(f"-----> Releasing the new config of {args.app} (job {data['job']})")
+    return client.follow_job(args.app, data["job"])

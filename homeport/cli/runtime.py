@@ -1,0 +1,152 @@
+"""The running app: `homeport logs`, `run`, `ps` and `cron`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+from urllib.parse import urlencode
+
+from homeport.cli.client import Context, UsageError, say, show, show_json
+
+
+def register(sub: Any) -> None:
+    logs = sub.add_parser(
+        "logs", help="the app's output: every pod's lines, prefixed with process and pod"
+    )
+    logs.add_argument("app")
+    logs.add_argument("-f", "--follow", action="store_true", help="stream new lines and pods")
+    logs.add_argument("--process", metavar="NAME", help="only this process (e.g. web)")
+    logs.add_argument("--since", metavar="DURATION", help="only lines newer than e.g. 10m, 2h")
+    logs.add_argument("--tail", metavar="N", help="only the last N lines (default 100)")
+    logs.set_defaults(func=_logs)
+    run = sub.add_parser(
+        "run", help="run a one-off command from the live release: homeport run APP -- CMD ARGS"
+    )
+    run.add_argument("app")
+    run.add_argument("--process", metavar="NAME", help="the process whose settings it gets")
+    run.add_argument("--detach", action="store_true", help="print the run id and return")
+    run.add_argument("cmd", nargs="*", metavar="-- CMD ARGS")
+    run.set_defaults(func=_run)
+    ps = sub.add_parser("ps", help="the app's processes and pods: status, restarts, release, age")
+    ps.add_argument("app")
+    ps.add_argument("--json", action="store_true")
+    ps.set_defaults(func=_ps)
+    cron = sub.add_parser(
+        "cron", help="an app's cron schedules and last runs; `run NAME` starts one now"
+    )
+    cron.add_argument("app")
+    cron.add_argument("action", nargs="?", choices=["run"])
+    cron.add_argument("name", nargs="?", help="the cron entry to run ([cron.NAME])")
+    cron.add_argument("--json", action="store_true")
+    cron.set_defaults(func=_cron)
+
+
+def _age(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _ps(args: argparse.Namespace, ctx: Context) -> int:
+    client = ctx.client
+    data = client.request("GET", f"/api/apps/{args.app}/ps")
+    rows: list[dict[str, Any]] = []
+    for process in data["processes"]:
+        for pod in process["pods"] or [{"name": "-", "status": "no pods"}]:
+            release = pod.get("release")
+            rows.append(
+                {
+                    "process": process["name"],
+                    "pod": pod["name"],
+                    "status": pod["status"],
+                    "ready": "" if "ready" not in pod else ("yes" if pod["ready"] else "no"),
+                    "restarts": pod.get("restarts", ""),
+                    "release": f"v{release}" if release else "",
+                    "age": _age(pod.get("age")) if "age" in pod else "",
+                }
+            )
+    if not rows and not args.json:
+        say(f"{args.app} has no processes running; push to deploy it")
+        return 0
+    columns = ["process", "pod", "status", "ready", "restarts", "release", "age"]
+    show(args.json, data, rows, columns)
+    return 0
+
+
+def _run(args: argparse.Namespace, ctx: Context) -> int:
+    client = ctx.client
+    command = list(args.cmd)
+    if not command:
+        raise UsageError(f"run needs a command after --, e.g. homeport run {args.app} -- ls /")
+    body: dict[str, Any] = {"command": command}
+    if args.process:
+        body["process"] = args.process
+    started = client.request("POST", f"/api/apps/{args.app}/runs", body)
+    run = started["id"]
+    if args.detach:
+        say(run)
+        return 0
+    path = f"/api/apps/{args.app}/runs/{run}"
+    try:
+        client.stream(path + "/log?follow=1", timeout=None)
+    except KeyboardInterrupt:
+        # As with an attached terminal: interrupting the CLI stops the command.
+        client.request("DELETE", path)
+        print(f"homeport: stopped run {run}", file=sys.stderr)
+        return 130
+    status = client.request("GET", path)
+    if status["status"] in ("pending", "running"):
+        print(
+            f"homeport: run {run} is still {status['status']}; its status is at GET {path}",
+            file=sys.stderr,
+        )
+        return 1
+    if status["reason"]:
+        print(f"homeport: run {run} failed: {status['reason']}", file=sys.stderr)
+    code: int = 1 if status["exit_code"] is None else status["exit_code"]
+    return code
+
+
+def _logs(args: argparse.Namespace, ctx: Context) -> int:
+    query = {"follow": "1" if args.follow else None}
+    query.update(process=args.process, since=args.since, tail=args.tail)
+    given = {k: v for k, v in query.items() if v is not None}
+    path = f"/api/apps/{args.app}/logs" + (f"?{urlencode(given)}" if given else "")
+    # Following has no end of its own: wait for lines as long as the user does.
+    ctx.client.stream(path, timeout=None if args.follow else 300)
+    return 0
+
+
+def _cron(args: argparse.Namespace, ctx: Context) -> int:
+    client = ctx.client
+    if args.action == "run":
+        if not args.name:
+            raise UsageError(f"name the cron entry to run: homeport cron {args.app} run NAME")
+        data = client.request("POST", f"/api/apps/{args.app}/cron/{args.name}/runs", {})
+        if args.json:
+            show_json(data)
+        else:
+            say(f"-----> Started {args.name} of {args.app}: job {data['job']}")
+        return 0
+    if args.name:
+        raise UsageError(f"did you mean: homeport cron {args.app} run {args.name}")
+    data = client.request("GET", f"/api/apps/{args.app}/cron")
+    rows = []
+    for entry in data["cron"]:
+        last = entry["last_run"] or {}
+        rows.append(
+            {
+                "name": entry["name"],
+                "schedule": entry["schedule"],
+                "last run": last.get("started_at") or "never",
+                "outcome": last.get("status") or "",
+                "next run": entry["next_run"] or "",
+                "job": last.get("job") or "",
+            }
+        )
+    show(args.json, data, rows, ["name", "schedule", "last run", "outcome", "next run", "job"])
+    return 0
