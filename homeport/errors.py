@@ -2,24 +2,24 @@
 
 The second level says what kind of trouble it is, and so how every front end answers it:
 the receiver maps it to an HTTP status (receiver/app.py), a push to the rejected-ref reason
-(hooks/update.py), the CLI to its exit code. Subclasses live beside the code that raises them.
+(receiver/push/update.py), the CLI to its exit code. Subclasses live beside the code that raises them.
 
 HomeportError
-├── ConfigError            bad HOMEPORT_* setting, or a data dir homeport cannot own (config.py)
+├── ConfigError            bad HOMEPORT_* setting, or a data dir homeport cannot own (settings.py)
 ├── InvalidInput           400: the request or the pushed code cannot be used
-│   ├── AppNameError       app name is not a DNS-1123 label (apps.py)
+│   ├── AppNameError       app name is not a DNS-1123 label (names.py)
 │   ├── ManifestError      broken homeport.toml (manifest.py)
-│   ├── SourceError        a webhook's clone URL homeport will not fetch (sources.py)
+│   ├── SourceError        a webhook's clone URL homeport will not fetch (git/sources.py)
 │   ├── BindingError       a repository an app cannot be bound to (receiver/binding.py)
-│   ├── CredentialError    an HTTPS credential homeport cannot store (credentials.py)
-│   └── SshError           an SSH clone URL or host homeport will not use (sshkeys.py)
+│   ├── CredentialError    an HTTPS credential homeport cannot store (git/credentials.py)
+│   └── SshError           an SSH clone URL or host homeport will not use (git/sshkeys.py)
 ├── NotFound               404: an app, job or release that does not exist
 ├── Conflict               409: the request clashes with what exists
-│   ├── ReleaseUnavailable a rollback target that cannot be restored (releases.py)
-│   └── HostKeyChanged     an SSH host offers another key than the pinned one (sshkeys.py)
+│   ├── ReleaseUnavailable a rollback target that cannot be restored (release.py)
+│   └── HostKeyChanged     an SSH host offers another key than the pinned one (git/sshkeys.py)
 ├── TooLarge               413: a body or object over its limit
 ├── Unavailable            503: a dependency is down; `dependency` names it
-│   ├── QueueUnavailable   Redis (queue.py)
+│   ├── QueueUnavailable   Redis (lifecycle/queue.py)
 │   ├── RegistryUnreachable   the registry (registry.py)
 │   ├── EngineUnreachable  the Docker engine (builder/docker_engine.py)
 │   └── ClusterUnreachable the Kubernetes API (deployer/kube.py)
@@ -30,13 +30,13 @@ HomeportError
     │                      (builder/errors.py)
     ├── RegistryError      registry refusing the push (registry.py)
     ├── TreeError          a pushed tree homeport will not use: names that escape the
-    │                      context, too deep, files too big, malformed (commits.py)
-    ├── GitError           git is missing or cannot read the repository (gitcli.py)
+    │                      context, too deep, files too big, malformed (git/commits.py)
+    ├── GitError           git is missing or cannot read the repository (git/gitcli.py)
     ├── FetchError         a webhook's commit could not be fetched: no or wrong
-    │                      credentials, untrusted host key, not found (gitfetch.py)
+    │                      credentials, untrusted host key, not found (git/fetch.py)
     └── RolloutError       the cluster refused or the release never became ready (deployer/)
 
-One exception: a pack git index-pack refuses raises PackRefused (packs.py), an OSError,
+One exception: a pack git index-pack refuses raises PackRefused (git/packs.py), an OSError,
 because that is what dulwich's receive-pack turns into the client's `unpack <reason>`.
 """
 

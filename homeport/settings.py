@@ -159,7 +159,7 @@ def docker_environ() -> dict[str, str]:
     return {name: os.environ[name] for name in _DOCKER_ENV if name in os.environ}
 
 
-# Events homeport sends (homeport/events.py names them); cron.failed once cron jobs exist.
+# Events homeport sends (homeport/notify/events.py names them); cron.failed once cron jobs exist.
 NOTIFY_EVENTS = frozenset({"release.live", "release.failed", "job.failed", "cron.failed"})
 
 

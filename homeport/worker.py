@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 # runner is noticed once its heartbeat expires (queue.HEARTBEAT_TTL).
 MAINTENANCE_SECONDS = 10
 
-# The one function a queued job may name (queue.py enqueues it with the app's name).
+# The one function a queued job may name (lifecycle/queue.py enqueues it with the app's name).
 RUNNER = queue.RUNNER_TASK
 # homeport's call is under 100 bytes of JSON; anything much bigger is not homeport's, and
 # is refused before it is parsed (deeply nested JSON would exhaust the parser's recursion).

@@ -1,8 +1,8 @@
 """The cluster side of a release: apply it, follow it, restore the previous one.
 
-An adapter: it reads release records to know what to apply and answers with an outcome
+An adapter: it reads release values to know what to apply and answers with an outcome
 value (`Live`, `Failed`); writing records and telling the user how a release ended is the
-lifecycle's (homeport/lifecycle.py). It emits progress lines while it works.
+lifecycle's (homeport/lifecycle/rollout.py). It emits progress lines while it works.
 
 A release is immutable: an image digest, run settings and an env Secret `<app>-v<N>` that is
 never changed (shared with the release before it when the env is the same). Rolling back to a

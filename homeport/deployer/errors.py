@@ -3,7 +3,7 @@
 StageError
 └── RolloutError           the cluster refused or the release never became ready
 HomeportError
-└── ReleaseUnavailable     a rollback target whose image or Secret is gone (releases.py)
+└── ReleaseUnavailable     a rollback target whose image or Secret is gone (release.py)
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Removing an app from the cluster: every object homeport made for it.
 
 An adapter like deploy.py: it deletes and reports what it deleted (`Removed`); the records,
-the registry and the repository are the destroy module's (homeport/destroy.py).
+the registry and the repository are the lifecycle's (homeport/lifecycle/removal.py).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A credential is a URL prefix (`https://github.com/me/`), a user name and a password (a
 token, usually). The longest prefix that matches a clone URL is used for its fetch. They
 live in `<data dir>/credentials.json`, 0600 like the rest of the data dir; the password
-never leaves it except on its way to git's credential protocol (see gitfetch.py), and the
+never leaves it except on its way to git's credential protocol (see fetch.py), and the
 API and CLI show prefixes and user names only.
 """
 

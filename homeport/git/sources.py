@@ -1,4 +1,4 @@
-"""Which clone URLs a webhook may name (gitfetch.py fetches them)."""
+"""Which clone URLs a webhook may name (fetch.py fetches them)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Queue tasks take plain ids so a job survives a worker restart and can be re-run by hand:
 `run_app("blog")` starts the app's newest queued job. Every record this writes goes through
-the lifecycle (homeport/lifecycle.py).
+the lifecycle (homeport/lifecycle/).
 """
 
 from __future__ import annotations

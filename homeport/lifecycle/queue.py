@@ -1,6 +1,6 @@
 """The Redis and rq adapter: one runner task per app at a time, apps in parallel.
 
-Only the lifecycle (homeport/lifecycle.py) decides what runs; this module gives it the
+Only the lifecycle (homeport/lifecycle/) decides what runs; this module gives it the
 primitives. A runner task for an app is queued or running while the app has work; the
 runner keeps a heartbeat key alive and records which process it is, so that a runner
 whose heartbeat is gone can be found dead and its process, if it still runs here, killed.

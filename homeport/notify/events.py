@@ -1,6 +1,6 @@
 """What homeport tells the outside world: one event per outcome, as plain data.
 
-lifecycle.py makes them where it records outcomes; notify.py delivers them. Kinds:
+The lifecycle makes them where it records outcomes; deliver.py delivers them. Kinds:
 
     release.live     a release went live (a deploy or a rollback)
     release.failed   a release never became ready; `rolled_back_to` names what serves instead

@@ -19,7 +19,7 @@ def body_digest(body: bytes) -> str:
 
 
 def body_key(digest: str) -> str:
-    """The dedup key of a delivery's body, kept beside its delivery id (lifecycle.py)."""
+    """The dedup key of a delivery's body, kept beside its delivery id (lifecycle/intake.py)."""
     return f"sha256:{digest}"
 
 

@@ -1,6 +1,6 @@
 """Clones of a shallow app repository: only shallow ones can be served.
 
-A webhook fetches just the pushed commit (gitfetch.py), so an app's repository can hold a
+A webhook fetches just the pushed commit (git/fetch.py), so an app's repository can hold a
 history cut short. dulwich's upload-pack would walk past the cut and break the transfer
 half-way (the client sees `curl 18`); a request that asks for no depth is answered with
 git's own error packet instead, which the client prints as `remote error: ...`.

@@ -1,6 +1,6 @@
 """The release record: every rollout attempt of an app, numbered v1, v2, ... per app.
 
-Kept in the SQLite file of homeport/db.py, not in Redis or in the cluster: it must survive a
+Kept in the SQLite file of records/db.py, not in Redis or in the cluster: it must survive a
 Redis restart, a worker being killed and a reinstall of the cluster, and it is what a rollback
 reads to find an earlier image digest and configuration. SQLite gives transactions, so allocating
 the next version and keeping at most one `live` release per app (a partial unique index) cannot
