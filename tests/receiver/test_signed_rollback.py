@@ -131,19 +131,19 @@ def test_without_a_webhook_secret_signed_rollbacks_are_off(tmp_path: Path, redis
         hp.stop()
 
 
-def _readme_snippet() -> str:
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("**Signed rollbacks.**") :]
+def _docs_snippet() -> str:
+    page = (ROOT / "docs" / "api.md").read_text()
+    section = page[page.index("## Signed rollbacks") :]
     match = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
     assert match is not None
     return match.group(1)
 
 
-def test_readme_example_rolls_back(homeport: Homeport, work: WorkTree) -> None:
-    """The README's openssl + curl example, run as written, rolls the app back to v1."""
+def test_docs_example_rolls_back(homeport: Homeport, work: WorkTree) -> None:
+    """The API docs' openssl + curl example, run as written, rolls the app back to v1."""
     # Only the app name changes: other test runs deploy and prune a registry repository "blog".
-    app = f"readme-{uuid.uuid4().hex[:8]}"
-    snippet = _readme_snippet()
+    app = f"docs-{uuid.uuid4().hex[:8]}"
+    snippet = _docs_snippet()
     assert snippet.count("path=/api/apps/blog/rollback\n") == 1
     snippet = snippet.replace("/api/apps/blog/", f"/api/apps/{app}/")
     for text in ("one", "two"):

@@ -128,7 +128,7 @@ class Blackhole:
 
 
 def verify(received: Received, secret: str = WEBHOOK_SECRET) -> bool:
-    """Check X-Homeport-Signature-256 as a recipient would, from the README's recipe."""
+    """Check X-Homeport-Signature-256 as a recipient would, by docs/notifications.md."""
     stamp = received.headers["x-homeport-timestamp"]
     path = received.path.split("?", 1)[0]
     message = f"{stamp}\nPOST\n{path}\n".encode() + received.body
