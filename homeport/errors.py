@@ -2,7 +2,8 @@
 
 The second level says what kind of trouble it is, and so how every front end answers it:
 the receiver maps it to an HTTP status (receiver/app.py), a push to the rejected-ref reason
-(receiver/push/update.py), the CLI to its exit code. Subclasses live beside the code that raises them.
+(receiver/push/update.py), the CLI to its exit code. Subclasses live beside the code that
+raises them.
 
 HomeportError
 ├── ConfigError            bad HOMEPORT_* setting, or a data dir homeport cannot own (settings.py)
