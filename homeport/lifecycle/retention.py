@@ -29,10 +29,16 @@ def retained(
     return kept, [r for r in every if r not in kept]
 
 
-def pushed_images(settings: Settings, app: str) -> dict[str, set[str]]:
-    """Digests homeport pushed for the app, as its records say, with the tags it gave them."""
+def pushed_images(
+    settings: Settings, app: str, every: list[Release] | None = None
+) -> dict[str, set[str]]:
+    """Digests homeport pushed for the app, as its records say, with the tags it gave them.
 
-    records = [(r.commit, r.image) for r in releases.history(settings.data_dir, app)]
+    `every`: the app's releases, when the caller has read them already.
+    """
+    if every is None:
+        every = releases.history(settings.data_dir, app)
+    records = [(r.commit, r.image) for r in every]
     records += jobs.pushed_images(settings.data_dir, app)
     pushed: dict[str, set[str]] = {}
     for commit, image in records:
@@ -43,7 +49,6 @@ def pushed_images(settings: Settings, app: str) -> dict[str, set[str]]:
 
 def _drop_release_jobs(settings: Settings, app: str, dropped: list[Release]) -> None:
     """Finished release-command Jobs go with their release's retention."""
-
     try:
         release_job.drop_jobs(settings, app, {r.version for r in dropped})
     except HomeportError as exc:
@@ -57,10 +62,10 @@ def keep_releases(settings: Settings, app: str, emit: Emit) -> None:
     Only images homeport's records say it pushed are deleted: other tools may push to the
     same registry repository, and their images are not homeport's to remove.
     """
-
     every = releases.history(settings.data_dir, app)
-    kept, dropped = retained(every, releases.live(settings.data_dir, app), settings.keep_releases)
-    pushed = pushed_images(settings, app)
+    live = next((r for r in every if r.status == "live"), None)
+    kept, dropped = retained(every, live, settings.keep_releases)
+    pushed = pushed_images(settings, app, every)
     if dropped:
         _drop_release_jobs(settings, app, dropped)
     if not dropped and set(pushed) <= {r.digest for r in kept}:

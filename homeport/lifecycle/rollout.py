@@ -61,9 +61,8 @@ def _conclude(settings: Settings, release: Release, outcome: Outcome, emit: Emit
     app, version = release.app, release.version
     if not isinstance(outcome, deploy.Failed):
         replaced: Status = "rolled_back" if release.rollback_of else "superseded"
-        releases.mark_live(settings.data_dir, app, version, replaced=replaced)
+        live = releases.mark_live(settings.data_dir, app, version, replaced=replaced)
         emit(f"-----> {app} v{version} is live")
-        live = releases.get(settings.data_dir, app, version)
         announce.release_live(settings, live)
         return live
     releases.mark(settings.data_dir, app, version, "failed", outcome.reason)
@@ -153,7 +152,6 @@ def _release_command(
     `env` creates the release's Secret first (None: the release reuses an existing one).
     A failure leaves the previous release untouched: nothing of the new one was applied.
     """
-
     app, version = release.app, release.version
     shown = shlex.join(spec.release_command)
     emit(f"-----> Running the release command of {app} v{version}: {shown}")

@@ -155,7 +155,6 @@ async def get_run(request: Request) -> Response:
 
     DELETE stops a run and removes it.
     """
-
     app = existing_app(request)
     settings = state_of(request).settings
     run_id = request.path_params["run"]
@@ -168,7 +167,6 @@ async def get_run(request: Request) -> Response:
 
 async def run_log(request: Request) -> Response:
     """The run's output; ?follow=1 waits for it to start and streams until its pod ends."""
-
     app = existing_app(request)
     settings = state_of(request).settings
     run_id = request.path_params["run"]
@@ -189,7 +187,6 @@ async def app_logs(request: Request) -> Response:
     ?follow=1 streams new lines (and new pods) until the client leaves; ?process=NAME keeps
     one process; ?since=10m and ?tail=N bound what was written before.
     """
-
     app = existing_app(request)
     settings = state_of(request).settings
     params = request.query_params
@@ -214,7 +211,6 @@ async def app_logs(request: Request) -> Response:
 
 async def app_ps(request: Request) -> Response:
     """Each process of the app with its pods: status, restarts, release, age."""
-
     app = existing_app(request)
     settings = state_of(request).settings
     return JSONResponse(await asyncio.to_thread(runtime.processes, settings, app))

@@ -124,8 +124,13 @@ def deploying(data_dir: Path, app: str | None = None) -> list[Release]:
         return [_row(r) for r in conn.execute(query + " ORDER BY created_at", params).fetchall()]
 
 
-def mark_live(data_dir: Path, app: str, version: int, *, replaced: Status = "superseded") -> None:
-    """Make the release live; the one live before it becomes `replaced` in the same transaction."""
+def mark_live(
+    data_dir: Path, app: str, version: int, *, replaced: Status = "superseded"
+) -> Release:
+    """Make the release live; the one live before it becomes `replaced` in the same transaction.
+
+    Returns the release as it is now recorded.
+    """
     if replaced not in ("superseded", "rolled_back"):
         raise ValueError(
             f"a replaced live release becomes superseded or rolled_back, not {replaced}"
@@ -142,6 +147,12 @@ def mark_live(data_dir: Path, app: str, version: int, *, replaced: Status = "sup
             " WHERE app = ? AND version = ?",
             (now, app, version),
         )
+        row = conn.execute(
+            "SELECT * FROM releases WHERE app = ? AND version = ?", (app, version)
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"{app} has no release v{version}")
+    return _row(row)
 
 
 def mark(data_dir: Path, app: str, version: int, status: Status, reason: str = "") -> None:
