@@ -32,8 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from homeport.deployer import deploy
-from homeport.deployer.errors import RolloutError
-from homeport.deployer.kube import ApiError, Kube
+from homeport.deployer.errors import ApiError, RolloutError
+from homeport.deployer.kube import Kube
 from homeport.deployer.objects import selector
 from homeport.settings import Settings
 from homeport.spec import RunSpec

@@ -18,6 +18,10 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from homeport import registry
+from homeport.builder import buildkit
+from homeport.builder.docker_engine import DockerEngine
+from homeport.deployer.errors import ApiError
+from homeport.deployer.kube import Kube
 from homeport.errors import HomeportError
 from homeport.records import db
 from homeport.settings import Settings, show_size
@@ -69,9 +73,6 @@ def _skip(name: str, detail: str) -> Check:
 
 
 def _engine(settings: Settings) -> Iterator[Check]:
-    from homeport.builder import buildkit
-    from homeport.builder.docker_engine import DockerEngine
-
     try:
         with DockerEngine() as engine:
             root = engine.local_data_root()
@@ -161,10 +162,8 @@ def _hosts(settings: Settings) -> list[str]:
     ]
 
 
-def _cluster_wide(kube: Any, path: str) -> list[dict[str, Any]] | None:
+def _cluster_wide(kube: Kube, path: str) -> list[dict[str, Any]] | None:
     """Items of a cluster-wide list, or None when homeport may not list them."""
-    from homeport.deployer.kube import ApiError
-
     try:
         items = kube.request("GET", path).get("items") or []
     except ApiError as exc:
@@ -175,8 +174,6 @@ def _cluster_wide(kube: Any, path: str) -> list[dict[str, Any]] | None:
 
 
 def _cluster(settings: Settings) -> Iterator[Check]:
-    from homeport.deployer.kube import Kube
-
     where = settings.kubeconfig or "the in-cluster service account or ~/.kube/config"
     try:
         kube = Kube(settings)
@@ -204,9 +201,7 @@ def _cluster(settings: Settings) -> Iterator[Check]:
             )
 
 
-def _cluster_checks(settings: Settings, kube: Any) -> Iterator[Check]:
-    from homeport.deployer.kube import ApiError
-
+def _cluster_checks(settings: Settings, kube: Kube) -> Iterator[Check]:
     ns = settings.namespace
     try:
         version = kube.request("GET", "/version")

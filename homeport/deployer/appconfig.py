@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from homeport.deployer import objects
-from homeport.deployer.kube import Conflict, Kube
+from homeport.deployer.errors import Conflict
+from homeport.deployer.kube import Kube
 from homeport.settings import Settings
 
 MASK = "********"

@@ -18,9 +18,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from homeport.deployer.errors import RolloutError
+from homeport.deployer.errors import (
+    ApiError,
+    ClusterUnreachable,
+    Conflict,
+    Gone,
+    NamespaceMissing,
+    missing_namespace,
+    status_message,
+)
 from homeport.deployer.objects import MANAGER
-from homeport.errors import Unavailable
+from homeport.deployer.streams import ClosingOn, byte_lines, json_lines
 from homeport.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,32 +95,6 @@ _KINDS = {
 _VERBS = {"GET": "read", "POST": "create", "PATCH": "change", "PUT": "replace", "DELETE": "delete"}
 
 
-class ApiError(RolloutError):
-    """The API server answered with an error status."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class Conflict(ApiError):
-    """409: the object exists, or changed since it was read."""
-
-
-class Gone(ApiError):
-    """410: a watch's resourceVersion is too old."""
-
-
-class NamespaceMissing(ApiError):
-    """404 on a write into the namespace: the namespace itself does not exist."""
-
-
-class ClusterUnreachable(ApiError, Unavailable):
-    """The API server could not be reached, or kept answering 5xx, for RETRY_FOR seconds."""
-
-    dependency = "Kubernetes"
-
-
 @dataclass
 class WatchEvent:
     """A watch event; `SYNC` carries a full (re)list in `items`."""
@@ -120,25 +102,6 @@ class WatchEvent:
     type: str
     obj: dict[str, Any] = field(default_factory=dict)
     items: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _missing_namespace(body: bytes) -> bool:
-    try:
-        data = json.loads(body or b"{}")
-    except ValueError:
-        return False
-    details = data.get("details") if isinstance(data, dict) else None
-    return isinstance(details, dict) and details.get("kind") == "namespaces"
-
-
-def _status_message(body: bytes) -> str:
-    try:
-        data = json.loads(body or b"{}")
-    except ValueError:
-        return body[:200].decode(errors="replace").strip()
-    if isinstance(data, dict) and data.get("message"):
-        return str(data["message"])
-    return body[:200].decode(errors="replace").strip()
 
 
 class Kube:
@@ -196,7 +159,7 @@ class Kube:
         )
 
     def _error(self, method: str, path: str, status: int, body: bytes) -> ApiError:
-        message = _status_message(body)
+        message = status_message(body)
         what = f"{_VERBS.get(method, method)} {path}"
         if status == 401:
             return ApiError(
@@ -214,7 +177,7 @@ class Kube:
             return Conflict(f"conflict on {what}: {message}", status)
         if status == 410:
             return Gone(f"{what}: {message}", status)
-        if status == 404 and _missing_namespace(body):
+        if status == 404 and missing_namespace(body):
             return NamespaceMissing(
                 f"namespace '{self.namespace}' does not exist ({what}: {message}); create it"
                 f" with `kubectl create namespace {self.namespace}` or set HOMEPORT_NAMESPACE",
@@ -447,16 +410,9 @@ class Kube:
         if not 200 <= resp.status < 300:
             raise self._error("GET", path, int(resp.status), resp.read() or b"")
         raw = resp.response
-        buffer = b""
-        with _ClosingOn(stop, raw):
+        with ClosingOn(stop, raw):
             try:
-                for chunk in raw.stream(amt=None, decode_content=False):
-                    buffer += chunk
-                    while b"\n" in buffer:
-                        line, buffer = buffer.split(b"\n", 1)
-                        yield line + b"\n"
-                    if stop.is_set():
-                        return
+                yield from byte_lines(raw, stop)
             except _transient() as exc:
                 if stop.is_set():
                     return
@@ -465,8 +421,6 @@ class Kube:
                     f" broke ({type(exc).__name__}: {exc})",
                     0,
                 ) from exc
-        if buffer:
-            yield buffer
 
     # -- watches ---------------------------------------------------------------------------
 
@@ -511,8 +465,8 @@ class Kube:
                 if not 200 <= resp.status < 300:
                     raise self._error("GET", self.path(kind), int(resp.status), resp.read())
                 raw = resp.response
-                with _ClosingOn(stop, raw):
-                    for event in _lines(raw):
+                with ClosingOn(stop, raw):
+                    for event in json_lines(raw):
                         if stop.is_set():
                             return
                         etype = event.get("type", "")
@@ -539,45 +493,3 @@ class Kube:
                 log.warning("watch on %s interrupted (%s); resuming", kind, exc)
                 stop.wait(pause)
                 pause = min(pause * 2, RETRY_MAX)
-
-
-class _ClosingOn:
-    """Shut a streaming response down as soon as `stop` is set, so a watch ends promptly."""
-
-    def __init__(self, stop: threading.Event, resp: Any) -> None:
-        self._stop = stop
-        self._resp = resp
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._done.is_set():
-            if self._stop.wait(0.2):
-                try:
-                    self._resp.shutdown()
-                except Exception:  # noqa: S110 - best effort on a dying connection
-                    pass
-                return
-
-    def __enter__(self) -> _ClosingOn:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        try:
-            self._resp.release_conn()
-        except Exception:  # noqa: S110 - best effort on a dying connection
-            pass
-
-
-def _lines(resp: Any) -> Iterator[dict[str, Any]]:
-    buffer = b""
-    for chunk in resp.stream(amt=None, decode_content=False):
-        buffer += chunk
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            if line.strip():
-                yield json.loads(line)
-    if buffer.strip():
-        yield json.loads(buffer)

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from homeport.deployer.kube import ApiError, Kube
+from homeport.deployer.errors import ApiError
+from homeport.deployer.kube import Kube
 from homeport.deployer.workloads import pick, processes
 from homeport.errors import HomeportError, InvalidInput
 from homeport.settings import Settings

@@ -25,7 +25,8 @@ from typing import Any, Literal
 
 from homeport.deployer import objects
 from homeport.deployer.deploy import secret_of, spec_of
-from homeport.deployer.kube import ApiError, Kube
+from homeport.deployer.errors import ApiError
+from homeport.deployer.kube import Kube
 from homeport.errors import InvalidInput, NotFound
 from homeport.release import Release
 from homeport.settings import Settings

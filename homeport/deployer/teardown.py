@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from homeport.deployer import objects, volumes
-from homeport.deployer.kube import ApiError, Kube
+from homeport.deployer.errors import ApiError
+from homeport.deployer.kube import Kube
 from homeport.deployer.processes import PART_OF
 from homeport.settings import Settings
 

@@ -13,8 +13,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from homeport.deployer import objects
-from homeport.deployer.errors import RolloutError
-from homeport.deployer.kube import ApiError, Kube
+from homeport.deployer.errors import ApiError, RolloutError
+from homeport.deployer.kube import Kube
 from homeport.settings import Settings
 from homeport.spec import RunSpec, Volume
 

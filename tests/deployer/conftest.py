@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from homeport.deployer.kube import ApiError, Kube
+from homeport.deployer.errors import ApiError
+from homeport.deployer.kube import Kube
 from homeport.settings import Settings
 from tests.deployer import images
 from tests.support.cluster import KUBECONFIG
