@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from homeport.redis_server import EmbeddedRedis  # noqa: E402
+from homeport.processes.redis import EmbeddedRedis  # noqa: E402
 from tests.support.servers import Homeport, start_redis  # noqa: E402
 
 __all__ = ["ROOT", "Homeport", "need", "rss_mb", "scratch", "start_redis", "timed"]

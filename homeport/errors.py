@@ -24,8 +24,8 @@ HomeportError
 │   ├── RegistryUnreachable   the registry (registry.py)
 │   ├── EngineUnreachable  the Docker engine (builder/docker_engine.py)
 │   └── ClusterUnreachable the Kubernetes API (deployer/kube.py)
-├── RedisStartError        the embedded Redis did not start (redis_server.py)
-├── JobRefused             a queued job that is not homeport's runner (worker.py)
+├── RedisStartError        the embedded Redis did not start (processes/redis.py)
+├── JobRefused             a queued job that is not homeport's runner (processes/worker.py)
 └── StageError             a deploy stage failed; the job ends failed with its message
     ├── BuildError         Dockerfile missing or failing, no BuildKit, disk full
     │                      (builder/errors.py)

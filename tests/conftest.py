@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from homeport.redis_server import EmbeddedRedis
+from homeport.processes.redis import EmbeddedRedis
 from tests.support.gitwork import WorkTree
 from tests.support.processes import stop_all
 from tests.support.servers import Homeport, flush, start_redis

@@ -28,7 +28,7 @@ def register(sub: Any) -> None:
 
 
 def _up(args: argparse.Namespace, ctx: Context) -> int:
-    from homeport.server import up
+    from homeport.processes.server import up
 
     settings = ctx.settings
     make_private(settings.data_dir)
@@ -37,7 +37,7 @@ def _up(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _serve(args: argparse.Namespace, ctx: Context) -> int:
-    from homeport.server import check_listen, serve
+    from homeport.processes.server import check_listen, serve
 
     settings = ctx.settings
     check_listen(settings)
@@ -49,7 +49,7 @@ def _serve(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _worker(args: argparse.Namespace, ctx: Context) -> int:
-    from homeport.worker import run
+    from homeport.processes.worker import run
 
     # `homeport up` or `serve` fixed what was there; what this worker creates is private.
     make_private(ctx.settings.data_dir, fix_existing=False)
@@ -58,6 +58,6 @@ def _worker(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _doctor(args: argparse.Namespace, ctx: Context) -> int:
-    from homeport import doctor
+    from homeport.processes import doctor
 
     return doctor.main(ctx.settings, as_json=args.json, say=say)

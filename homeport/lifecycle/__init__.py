@@ -14,6 +14,7 @@ the builder and the deployer only report outcomes. An app leaves through `destro
     removal.py    removing an app
     runtime.py    the running app for the receiver: runs, logs, ps, config names, cron runs
     announce.py   events for the notification targets
+    metrics.py    Prometheus metrics, counted from the records when scraped
     rollback_urls.py, cron_watch.py   secret rollback URLs for monitors; failed cron runs
 
 Job:      queued -> running -> succeeded | failed;  queued -> superseded | failed (not queued)

@@ -24,7 +24,7 @@ async def metrics(request: Request) -> Response:
                 return too_many(blocked)
         return unauthorized()
     # Imported on first scrape: an unscraped homeport never loads prometheus-client.
-    from homeport import metrics as collector
+    from homeport.lifecycle import metrics as collector
 
     body = await asyncio.to_thread(collector.exposition, state.settings.data_dir)
     return Response(body, media_type=CONTENT_TYPE)

@@ -14,7 +14,7 @@ import pytest
 import redis
 import yaml
 
-from homeport.redis_server import server_binary
+from homeport.processes.redis import server_binary
 from tests.support.cluster import KUBECONFIG, Kube, wait_until
 from tests.support.processes import stop
 from tests.support.servers import free_port

@@ -12,8 +12,8 @@ from rq.job import Job as RqJob
 
 from homeport import lifecycle
 from homeport.lifecycle import queue
+from homeport.processes.redis import EmbeddedRedis
 from homeport.records import db, joblog, jobs
-from homeport.redis_server import EmbeddedRedis
 from homeport.settings import Settings
 from tests.support.servers import start_redis
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from homeport import doctor
 from homeport.errors import InvalidInput
 from homeport.lifecycle import rollback_urls
 from homeport.notify import deliver, events
+from homeport.processes import doctor
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from homeport.jobprocess import children, descendants
+from homeport.processes.jobprocess import children, descendants
 
 __all__ = ["children", "descendants", "stop", "stop_all"]
 

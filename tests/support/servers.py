@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from homeport.redis_server import EmbeddedRedis
+from homeport.processes.redis import EmbeddedRedis
 from tests.support.processes import children, stop, stop_all
 from tests.support.waiting import wait_until
 
@@ -66,7 +66,7 @@ class PasswordRedis:
         return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
     def start(self) -> PasswordRedis:
-        from homeport.redis_server import server_binary
+        from homeport.processes.redis import server_binary
 
         # The configuration arrives on stdin ("-"), so the password is in no command line.
         config = f"requirepass {self.password}\nbind 127.0.0.1\nport {self.port}\n"

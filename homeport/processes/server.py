@@ -16,14 +16,14 @@ from types import FrameType
 
 import uvicorn
 
-from homeport import jobprocess
 from homeport.builder import buildkit
 from homeport.builder.errors import BuildKitMissing
 from homeport.errors import HomeportError
+from homeport.processes import jobprocess
+from homeport.processes.redis import EmbeddedRedis
 from homeport.receiver.app import create_app
 from homeport.receiver.stopping import Stopping
 from homeport.records import db
-from homeport.redis_server import EmbeddedRedis
 from homeport.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from rq import Callback, Queue, Repeat, Retry, Webhook
 from rq.job import Job as RqJob
 from rq.serializers import JSONSerializer
 
-from homeport import worker
 from homeport.lifecycle import queue
+from homeport.processes import worker
 from homeport.records import db, jobs
 from homeport.settings import Settings
 from tests.support.gitwork import WorkTree

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from homeport.doctor import RIGHTS
+from homeport.processes.doctor import RIGHTS
 from tests.support.cluster import KUBECONFIG, Kube
 from tests.support.servers import TOKEN, WEBHOOK_SECRET
 
 ALL = sum(len(verbs) for _, _, verbs in RIGHTS)
-SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "namespaced-kubeconfig"
+SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "namespaced-kubeconfig"
 
 
 def _doctor(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -26,11 +26,12 @@ from rq.serializers import JSONSerializer
 from rq.utils import now
 from rq.worker import WorkerStatus
 
-from homeport import jobprocess, lifecycle, notify
+from homeport import lifecycle, notify
 from homeport.deployer import kube
 from homeport.errors import HomeportError
 from homeport.lifecycle import cron_watch, pipeline, queue
 from homeport.names import AppNameError, check_app_name
+from homeport.processes import jobprocess
 from homeport.records import db
 from homeport.settings import Settings
 
