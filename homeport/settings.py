@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -23,6 +24,8 @@ _BRANCH = re.compile(r"[A-Za-z0-9._/-]{1,100}")
 # The token, the webhook secret and the GitLab token can be guessed online: a short one
 # falls to a few thousand tries even with the failed-authentication limit in place.
 MIN_SECRET_LENGTH = 16
+# HOMEPORT_LISTEN hosts that mean every interface: nobody reaches homeport by these names.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]"})  # noqa: S104 - recognised, not bound
 
 
 def parse_size(text: str) -> int:
@@ -52,6 +55,20 @@ def _listen(text: str) -> str:
     ):
         raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:8080)")
     return text
+
+
+def check_url(text: str) -> str:
+    """The URL without a trailing slash, or ValueError saying what an http(s) URL needs."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{text!r} is not an http(s) URL (e.g. http://box.lan:8080)")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError(f"{text!r} must be scheme, host, port and path only")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise ValueError(f"{text!r} has a bad port: {exc}") from None
+    return text.rstrip("/")
 
 
 def _bool(text: str) -> bool:
@@ -284,8 +301,26 @@ class Settings:
         return int(self.listen.rpartition(":")[2])
 
     @property
+    def listens_everywhere(self) -> bool:
+        """Whether HOMEPORT_LISTEN is a wildcard address (every interface)."""
+        return self.host in WILDCARD_HOSTS
+
+    @property
     def public_url(self) -> str:
-        return self.url.rstrip("/") or f"http://{self.listen}"
+        """The receiver's URL as others reach it: HOMEPORT_URL, else the listen address, with
+        this machine's name in place of a wildcard (printed in remotes and hook URLs)."""
+        if self.url:
+            return self.url.rstrip("/")
+        host = socket.gethostname() if self.listens_everywhere else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def local_url(self) -> str:
+        """The receiver's URL from this machine (the CLI's default): loopback for a wildcard."""
+        if self.url:
+            return self.url.rstrip("/")
+        host = "127.0.0.1" if self.listens_everywhere else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def queue_url(self) -> str:
@@ -327,7 +362,7 @@ class Settings:
         parsers: dict[str, Callable[[str], Any]] = {
             "data_dir": lambda s: Path(s).expanduser(),
             "listen": _listen,
-            "url": str,
+            "url": check_url,
             "redis_url": _redis_url,
             "token": _secret,
             "webhook_secret": _secret,

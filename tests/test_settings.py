@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -161,3 +162,19 @@ def test_redis_password_is_a_secret() -> None:
     plain = Settings.from_env({"HOMEPORT_REDIS_URL": "redis://10.0.0.5:6379/0"})
     assert plain.redis_password is None and plain.queue_shown == "redis://10.0.0.5:6379/0"
     assert Settings.from_env({"HOMEPORT_REDIS_URL": "unix:///run/redis.sock"}).secrets() == []
+
+
+def test_urls_for_a_wildcard_listen_use_this_machines_name_and_loopback() -> None:
+    """0.0.0.0 is nobody's address: printed URLs name this machine, the CLI uses loopback."""
+    s = Settings.from_env({"HOMEPORT_LISTEN": "0.0.0.0:8080"})
+    assert s.public_url == f"http://{socket.gethostname()}:8080"
+    assert s.local_url == "http://127.0.0.1:8080"
+    told = Settings.from_env({"HOMEPORT_LISTEN": "0.0.0.0:8080", "HOMEPORT_URL": "http://b.lan/"})
+    assert told.public_url == told.local_url == "http://b.lan"
+
+
+@pytest.mark.parametrize("url", ["box.lan:8080", "http://u:p@box.lan", "http://box.lan/?x=1"])
+def test_a_url_homeport_cannot_print_is_refused_at_start(url: str) -> None:
+    """HOMEPORT_URL must be an http(s) URL of scheme, host, port and path."""
+    with pytest.raises(ConfigError, match="HOMEPORT_URL"):
+        Settings.from_env({"HOMEPORT_URL": url})

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from homeport.errors import Conflict, HomeportError, InvalidInput, NotFound, TooLarge, Unavailable
+from homeport.cli import profile
+from homeport.errors import (
+    ConfigError,
+    Conflict,
+    HomeportError,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    Unavailable,
+)
 from homeport.settings import Settings
 from homeport.terminal import printable_bytes
 
@@ -24,6 +33,12 @@ def say(line: str) -> None:
 class UsageError(HomeportError):
     """The command line itself is wrong (exit code 2, like argparse's own errors)."""
 
+
+# Where a user finds the token, for every message about a missing or refused token.
+FINDING_IT = (
+    "the token is in the file `homeport up` prints on the box (DATA_DIR/token), or, for"
+    " homeport in the cluster, `kubectl -n homeport exec deploy/homeport -- cat /data/token`"
+)
 
 # The API's status codes back into the error kinds, so the CLI speaks like the API.
 _BY_STATUS: dict[int, type[HomeportError]] = {
@@ -40,9 +55,30 @@ _BY_STATUS: dict[int, type[HomeportError]] = {
 class ApiClient:
     """A small client of the HTTP API (stdlib only, so the CLI starts fast)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.base = settings.public_url
-        self.token = settings.resolve_token() if not settings.token else settings.token
+    def __init__(self, base: str, token: str) -> None:
+        self.base = base.rstrip("/")
+        self.token = token
+
+    @classmethod
+    def of(cls, settings: Settings) -> ApiClient:
+        """The client of the server the user means: HOMEPORT_URL and HOMEPORT_TOKEN, else the
+        login of `homeport login`, else the homeport started on this machine."""
+        if settings.url and settings.token:
+            return cls(settings.url, settings.token)
+        stored = profile.load()
+        base = settings.url or (stored.url if stored else settings.local_url)
+        if settings.token:
+            return cls(base, settings.token)
+        if stored is not None and stored.url.rstrip("/") == base.rstrip("/"):
+            return cls(base, stored.token)
+        # `homeport up` on this machine keeps its token in the data dir. It is only ever sent
+        # to this machine's homeport, never to a URL named elsewhere.
+        local = settings.stored_token() if not settings.url and stored is None else None
+        if local:
+            return cls(base, local)
+        raise ConfigError(
+            f"no token for homeport at {base}; log in with `homeport login {base}`; {FINDING_IT}"
+        )
 
     def _open(self, req: urllib.request.Request, timeout: float | None) -> Any:
         req.add_header("Authorization", f"Bearer {self.token}")
@@ -56,7 +92,7 @@ class ApiClient:
             except (ValueError, AttributeError):
                 pass
             if exc.code == 401:
-                detail += "; check HOMEPORT_TOKEN or the token file in the data dir"
+                detail += f"; log in again with `homeport login {self.base}`; {FINDING_IT}"
             kind = _BY_STATUS.get(exc.code, HomeportError)
             raise kind(detail or f"homeport answered {exc.code}") from None
         except (urllib.error.URLError, OSError) as exc:
@@ -120,7 +156,7 @@ class Context:
 
     @cached_property
     def client(self) -> ApiClient:
-        return ApiClient(self.settings)
+        return ApiClient.of(self.settings)
 
 
 # Every command's handler: argparse hands it over through set_defaults(func=...).

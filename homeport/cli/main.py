@@ -8,13 +8,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from homeport.cli import apps, credentials, deploys, hooks, processes, runtime
+from homeport.cli import apps, credentials, deploys, hooks, login, processes, runtime
 from homeport.cli.client import Context, UsageError
 from homeport.errors import HomeportError
 from homeport.settings import Settings
 
 # In `homeport --help` order.
-GROUPS = (processes, apps, deploys, runtime, hooks, credentials)
+GROUPS = (processes, login, apps, deploys, runtime, hooks, credentials)
 
 
 def parser() -> argparse.ArgumentParser:

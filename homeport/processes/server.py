@@ -37,6 +37,8 @@ WORKER_EXIT_SECONDS = 3.0
 # Seconds uvicorn waits for open requests once stopping; pushes and streams that wait on a
 # job end within joblog.STOP_GRACE_SECONDS of the stop, so this is only a backstop.
 GRACEFUL_SECONDS = 8
+# Listen hosts only this machine reaches.
+LOOPBACK_HOSTS = frozenset({"localhost", "[::1]", "::1"})
 
 
 class Supervisor:
@@ -189,6 +191,25 @@ def _doctor_warnings(settings: Settings, say: Callable[[str], None]) -> None:
             say(f"  warning: {check['name']}: {check['detail']}; fix: {check['fix']}")
 
 
+def _reachability(settings: Settings) -> list[str]:
+    """What to set when the printed URLs will not work from another machine."""
+    if settings.url:
+        return []
+    if settings.listens_everywhere:
+        return [
+            f"warning: HOMEPORT_URL is not set, so these URLs use this machine's name"
+            f" ({settings.public_url}); if other machines know it by another name, set"
+            " HOMEPORT_URL to that (e.g. http://box.lan:8080)"
+        ]
+    if settings.host in LOOPBACK_HOSTS or settings.host.startswith("127."):
+        return [
+            f"note: homeport listens on {settings.host} only, so other machines cannot push;"
+            f" set HOMEPORT_LISTEN=0.0.0.0:{settings.port} and HOMEPORT_URL to this box's"
+            " address to let them"
+        ]
+    return []
+
+
 def up(settings: Settings, token: str, say: Callable[[str], None]) -> None:
     check_listen(settings)
     db.init(settings.data_dir)
@@ -211,6 +232,9 @@ def up(settings: Settings, token: str, say: Callable[[str], None]) -> None:
         say(f"  warning: pushes will fail until BuildKit builds work: {exc}")
     say(f"  token: {settings.token_path if not settings.token else 'HOMEPORT_TOKEN'}")
     say(f"  git remote add homelab {settings.public_url}/git/<app>.git")
+    say(f"  the CLI elsewhere: homeport login {settings.public_url}")
+    for line in _reachability(settings):
+        say(f"  {line}")
     threading.Thread(
         target=_doctor_warnings, args=(settings, say), name="doctor", daemon=True
     ).start()
