@@ -79,8 +79,9 @@ def pod_spec(app: str, image: str, spec: RunSpec, secret_name: str) -> dict[str,
         "name": "release",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        # `command` replaces the image's ENTRYPOINT: the manifest names the whole command.
-        "command": list(spec.release_command),
+        # `args`: the image's ENTRYPOINT stays and the command replaces its CMD, as for
+        # processes, cron and `homeport run` (and as `docker run IMAGE COMMAND` does).
+        "args": list(spec.release_command),
         "envFrom": [{"secretRef": {"name": secret_name}}],
     }
     amounts = {k: v for k, v in (("memory", spec.memory), ("cpu", spec.cpu)) if v}

@@ -13,8 +13,10 @@ from homeport.lifecycle import ReleaseFailed
 from homeport.records import releases
 from homeport.settings import Settings
 from homeport.spec import RunSpec
+from tests.deployer import images
 from tests.deployer.conftest import Apps
 from tests.deployer.test_deploy import APP, HEALTHY, _deploy, _get, _page_poller, _rollback
+from tests.support.cluster import build_and_push
 
 
 def _command(*args: str, timeout: int = 60, rerun: bool = False) -> RunSpec:
@@ -50,7 +52,8 @@ def test_job_body_runs_once_within_the_timeout_and_takes_no_traffic() -> None:
     pod = body["spec"]["template"]
     assert objects.NAME_LABEL not in pod["metadata"]["labels"]  # the Service never routes to it
     (container,) = pod["spec"]["containers"]
-    assert container["command"] == ["/app/migrate", "--up"]
+    assert container["args"] == ["/app/migrate", "--up"]
+    assert "command" not in container  # the image's ENTRYPOINT stays
     assert container["envFrom"] == [{"secretRef": {"name": "blog-v7"}}]
     assert pod["spec"]["restartPolicy"] == "Never"
 
@@ -169,3 +172,20 @@ def test_rollback_skips_the_release_command_unless_asked_and_retention_drops_job
     # Retention of one image keeps v2 and v5 (the live image): v1's Job goes with v1.
     lifecycle.keep_releases(replace(settings, keep_releases=1), APP, print)
     assert _jobs(settings) == ["web-release-v2", "web-release-v5"]
+
+
+@pytest.mark.cluster
+def test_release_command_keeps_the_images_entrypoint(settings: Settings) -> None:
+    """As processes, cron and runs do: the command replaces CMD and runs through ENTRYPOINT."""
+    image = build_and_push(
+        "hp-web-entrypoint",
+        {"www/index.html": "through the entrypoint\n", "www/healthz": "ok\n"},
+        [images.SERVE],
+        entrypoint=["sh", "-c"],
+    )
+    spec = replace(HEALTHY, release_command=("echo migrated by $0",), release_timeout=60)
+    lines: list[str] = []
+    release = _deploy(settings, image, spec, lines)
+    assert release.status == "live"
+    assert "       migrated by sh" in lines
+    assert _get(settings) == (200, "through the entrypoint")

@@ -101,7 +101,13 @@ def base_image() -> str:
     return out.stdout.strip()
 
 
-def build_and_push(name: str, files: dict[str, str], cmd: list[str] | None = None) -> str:
+def build_and_push(
+    name: str,
+    files: dict[str, str],
+    cmd: list[str] | None = None,
+    *,
+    entrypoint: list[str] | None = None,
+) -> str:
     """Builds an image FROM the busybox base with the given files, pushes it to the local
     registry and returns its reference by digest (127.0.0.1:5000/name@sha256:...)."""
     import docker
@@ -109,6 +115,8 @@ def build_and_push(name: str, files: dict[str, str], cmd: list[str] | None = Non
     base = base_image()
     cmd = cmd or ["httpd", "-f", "-p", "8080", "-h", "/www"]
     dockerfile = f"FROM {base}\nCOPY files/ /\nCMD {json.dumps(cmd)}\n"
+    if entrypoint:
+        dockerfile += f"ENTRYPOINT {json.dumps(entrypoint)}\n"
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as tar:
         for path, text in {
