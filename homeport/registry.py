@@ -9,7 +9,11 @@ config.yml` with the registry stopped or read-only).
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import json
 import logging
+import platform
 import re
 from urllib.parse import urljoin
 
@@ -188,3 +192,82 @@ def check_push(registry: str) -> None:
             reg.request("DELETE", location)
     finally:
         reg.session.close()
+
+
+# The repository of the image `homeport doctor` pushes to see the cluster pull it.
+PROBE_REPOSITORY = "homeport-doctor"
+# Debian's and Go's names for a machine: an image must name the node's architecture.
+_ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
+
+
+def _blob(reg: _Registry, data: bytes) -> str:
+    """Upload one blob to the probe repository; its digest."""
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    started = reg.request("POST", f"/v2/{PROBE_REPOSITORY}/blobs/uploads/")
+    location = started.headers.get("Location")
+    if started.status_code != 202 or not location:
+        raise reg.refused("start an upload (the first step of a push)", started)
+    sep = "&" if "?" in location else "?"
+    done = reg.request(
+        "PUT",
+        f"{urljoin(reg.base + '/', location)}{sep}digest={digest}",
+        data=data,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    if done.status_code != 201:
+        raise reg.refused("store a blob", done)
+    return digest
+
+
+def push_probe(registry: str) -> str:
+    """Push a tiny image of one empty layer, runnable by nobody; `REGISTRY/REPO@sha256:...`.
+
+    What a cluster's pull of it proves is that the nodes reach the registry and speak its
+    protocol (plain HTTP or TLS): the one thing a push from homeport cannot show.
+    """
+    layer = gzip.compress(b"\0" * 1024, mtime=0)  # an empty tar archive
+    config = json.dumps(
+        {
+            "architecture": _ARCHITECTURES.get(platform.machine(), platform.machine()),
+            "os": "linux",
+            "rootfs": {
+                "type": "layers",
+                "diff_ids": ["sha256:" + hashlib.sha256(b"\0" * 1024).hexdigest()],
+            },
+            "config": {},
+        }
+    ).encode()
+    reg = _Registry(registry)
+    try:
+        layer_digest = _blob(reg, layer)
+        config_digest = _blob(reg, config)
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": config_digest,
+                    "size": len(config),
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                        "digest": layer_digest,
+                        "size": len(layer),
+                    }
+                ],
+            }
+        ).encode()
+        put = reg.request(
+            "PUT",
+            f"/v2/{PROBE_REPOSITORY}/manifests/probe",
+            data=manifest,
+            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        )
+        if put.status_code != 201:
+            raise reg.refused("store a manifest", put)
+        digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    finally:
+        reg.session.close()
+    return f"{registry}/{PROBE_REPOSITORY}@{digest}"

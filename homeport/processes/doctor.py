@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 import shutil
 import socket
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -42,6 +44,12 @@ RIGHTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 MIN_SECRET_BITS = 80
 MIN_DISTINCT_CHARS = 8
 CONNECT_TIMEOUT = 3.0
+# How long a pod gets to pull the probe image: a first pull over a slow link, not more.
+PULL_SECONDS = 60
+# Waiting reasons of a container whose image could not be pulled.
+PULL_FAILURES = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "RegistryUnavailable"}
+)
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,18 @@ def _engine(settings: Settings) -> Iterator[Check]:
         yield _ok("buildkit", version)
 
 
+def _start_registry(name: str) -> str:
+    """How to start a registry at `name` on this machine (nothing when it is not local)."""
+    host, _, port = name.rpartition(":")
+    if host not in ("127.0.0.1", "localhost") or not port.isdigit():
+        return ""
+    return (
+        f" (`docker run -d --name registry --restart=always -p 127.0.0.1:{port}:5000 -v"
+        " homeport-registry:/var/lib/registry -e REGISTRY_STORAGE_DELETE_ENABLED=true"
+        " registry:2`)"
+    )
+
+
 def _registry(settings: Settings) -> Check:
     try:
         registry.check_push(settings.registry)
@@ -115,8 +135,8 @@ def _registry(settings: Settings) -> Check:
         return _fail(
             "registry",
             f"cannot push to {settings.registry}: {str(exc).split('; ')[0]}",
-            "start the registry or set HOMEPORT_REGISTRY to one that takes pushes without"
-            " authentication",
+            f"start the registry{_start_registry(settings.registry)} or set HOMEPORT_REGISTRY"
+            " to one that takes pushes without authentication",
         )
     return _ok("registry", f"{settings.registry} takes pushes")
 
@@ -242,6 +262,10 @@ def _cluster_checks(settings: Settings, kube: Kube) -> Iterator[Check]:
         )
     else:
         yield _ok("rights", f"all {total} the deployer needs in {ns!r}")
+    if missing:
+        yield _skip("pull", "needs the rights above to start a pod")
+    else:
+        yield _pull(settings, kube, str(version.get("gitVersion", "")))
     classes = _cluster_wide(kube, "/apis/storage.k8s.io/v1/storageclasses")
     default_key = "storageclass.kubernetes.io/is-default-class"
     if classes is None:
@@ -277,6 +301,89 @@ def _cluster_checks(settings: Settings, kube: Kube) -> Iterator[Check]:
             f"{', '.join(sorted(hosts))} have a host but the cluster has no IngressClass",
             "install an ingress controller (k3s ships Traefik)",
         )
+
+
+def _pull_outcome(pod: dict[str, Any] | None) -> tuple[bool, str] | None:
+    """(pulled, why) once the pod's status tells, else None."""
+    for status in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+        if status.get("imageID"):
+            return True, ""
+        waiting = (status.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in PULL_FAILURES:
+            return False, str(waiting.get("message") or waiting["reason"])
+    return None
+
+
+def _registries_yaml(registry: str) -> str:
+    # Flow style keeps it on the check's one line, and YAML reads it as the file's block form.
+    return f'mirrors: {{"{registry}": {{endpoint: ["http://{registry}"]}}}}'
+
+
+def _pull(settings: Settings, kube: Kube, version: str) -> Check:
+    """A pod pulls a tiny image from the registry: the nodes reach it and speak its protocol."""
+    try:
+        image = registry.push_probe(settings.registry)
+    except HomeportError as exc:
+        return _skip("pull", f"nothing to pull: {str(exc).split('; ')[0]}")
+    name = f"homeport-doctor-pull-{secrets.token_hex(4)}"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "homeport"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            # Nothing runs: the image has no program, and a pull is all this asks of the node.
+            "containers": [
+                {
+                    "name": "pull",
+                    "image": image,
+                    "imagePullPolicy": "Always",
+                    "command": ["/homeport-doctor-pull"],
+                }
+            ],
+        },
+    }
+    outcome = None
+    try:
+        kube.create(pod)
+    except ApiError as exc:
+        return _fail(
+            "pull",
+            f"cannot start a pod to pull with: {str(exc).split('; ')[0]}",
+            f"apply deploy/rbac.yaml to namespace {settings.namespace!r} (pods: create, get,"
+            " delete)",
+        )
+    try:
+        deadline = time.monotonic() + PULL_SECONDS
+        while outcome is None and time.monotonic() < deadline:
+            outcome = _pull_outcome(kube.get("pods", name))
+            if outcome is None:
+                time.sleep(1)
+    finally:
+        kube.delete("pods", name)
+    if outcome is None:
+        return _fail(
+            "pull",
+            f"a pod did not pull {image} within {PULL_SECONDS}s",
+            f"`kubectl -n {settings.namespace} get events` shows why; check the nodes reach"
+            f" {settings.registry}",
+        )
+    pulled, why = outcome
+    if pulled:
+        return _ok("pull", f"the cluster pulls from {settings.registry}")
+    if "k3s" in version:
+        fix = (
+            f"on every node put {_registries_yaml(settings.registry)} in"
+            " /etc/rancher/k3s/registries.yaml (deploy/k3s/registries.yaml), then"
+            " `systemctl restart k3s`"
+        )
+    else:
+        fix = (
+            f"let the nodes' container runtime pull from {settings.registry} over plain HTTP"
+            " (containerd: a hosts.toml with its http:// address), or serve it over TLS"
+        )
+    return _fail("pull", f"the cluster cannot pull from {settings.registry}: {why}", fix)
 
 
 # -- secrets -------------------------------------------------------------------------------

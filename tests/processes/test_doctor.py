@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from homeport.processes.doctor import RIGHTS
 from tests.support.cluster import KUBECONFIG, Kube
@@ -64,6 +67,12 @@ def test_doctor_passes_on_the_test_setup(
         assert checks[name]["status"] == "ok", checks[name]
     assert checks["rights"]["detail"].startswith(f"all {ALL} the deployer needs")
     assert checks["storage class"]["status"] == "ok"
+    assert checks["pull"] == {
+        "name": "pull",
+        "status": "ok",
+        "detail": "the cluster pulls from 127.0.0.1:5000",
+        "fix": "",
+    }
     assert {c["status"] for c in checks.values()} <= {"ok", "skip"}
     text = _doctor(tmp_path, HOMEPORT_NAMESPACE=namespace)
     assert text.returncode == 0 and text.stdout.strip().endswith("all checks passed")
@@ -84,7 +93,11 @@ def test_a_wrong_registry_and_a_weak_token_fail_clearly(
     registry = [x for x in lines if x.startswith("FAIL  registry")]
     assert len(registry) == 1
     assert "cannot push to 127.0.0.1:1" in registry[0]
-    assert "fix: start the registry or set HOMEPORT_REGISTRY" in registry[0]
+    assert (
+        "fix: start the registry (`docker run -d --name registry --restart=always -p"
+        " 127.0.0.1:1:5000 -v homeport-registry:/var/lib/registry -e"
+        " REGISTRY_STORAGE_DELETE_ENABLED=true registry:2`) or set HOMEPORT_REGISTRY"
+    ) in registry[0]
     token = [x for x in lines if x.startswith("FAIL  token")]
     assert len(token) == 1 and "HOMEPORT_TOKEN is weak" in token[0]
     assert "abababab" not in done.stdout
@@ -119,3 +132,71 @@ def test_rights_come_from_access_reviews(
     assert other["rights"]["status"] == "fail"
     assert other["rights"]["detail"].startswith(f"missing {ALL} of {ALL} in 'default'")
     assert "apply deploy/rbac.yaml" in other["rights"]["fix"]
+
+
+class _NoManifests(http.server.BaseHTTPRequestHandler):
+    """The local registry for pushes; its manifests never found: a registry the nodes
+    cannot pull from."""
+
+    def _forward(self) -> None:
+        if "/manifests/" in self.path and self.command in ("GET", "HEAD"):
+            body = b'{"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}'
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command == "GET":
+                self.wfile.write(body)
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        answer = requests.request(
+            self.command,
+            f"http://127.0.0.1:5000{self.path}",
+            data=self.rfile.read(length) if length else None,
+            headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
+            allow_redirects=False,
+            timeout=30,
+        )
+        self.send_response(answer.status_code)
+        for key, value in answer.headers.items():
+            if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(answer.content)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(answer.content)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_doctor_pulls_from_the_registry_with_a_pod(
+    tmp_path: Path, docker_services: str, namespace: str, kube: Kube
+) -> None:
+    """A registry that takes pushes but that nodes cannot pull from fails `pull`, with a fix."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NoManifests)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        registry = f"127.0.0.1:{server.server_address[1]}"
+        checks = _checks(
+            _doctor(tmp_path, "--json", HOMEPORT_NAMESPACE=namespace, HOMEPORT_REGISTRY=registry)
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert checks["registry"]["status"] == "ok", checks["registry"]
+    pull = checks["pull"]
+    assert pull["status"] == "fail", pull
+    assert pull["detail"].startswith(f"the cluster cannot pull from {registry}: ")
+    assert "plain HTTP" in pull["fix"]
+    left = [
+        pod.metadata.name
+        for pod in kube.core.list_namespaced_pod(namespace).items
+        if pod.metadata.name.startswith("homeport-doctor-pull-")
+        and pod.metadata.deletion_timestamp is None
+    ]
+    assert left == []  # the probe pod was deleted

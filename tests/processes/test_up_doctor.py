@@ -41,6 +41,6 @@ def test_up_warns_about_a_failing_check_and_serves_anyway(
             what="the doctor's warning",
         )[0]
         assert "cannot push to 127.0.0.1:1" in line
-        assert "fix: start the registry or set HOMEPORT_REGISTRY" in line
+        assert "fix: start the registry (`docker run -d --name registry" in line
     finally:
         stop(proc, "homeport up")
