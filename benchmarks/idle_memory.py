@@ -1,7 +1,8 @@
-"""Idle memory of `homeport up` (receiver + one worker, Redis not counted).
+"""Idle memory of `homeport up` with its default settings: receiver, workers, embedded Redis.
 
-Baseline in the same run: a bare Python interpreter. Target: <= 120 MB RSS.
-With --all: notifications set (an Apprise URL and the JSON webhook, so every worker runs
+Baseline in the same run: a bare Python interpreter. Prints each process's RSS and the
+totals with and without Redis. --workers N sets HOMEPORT_WORKERS (default: homeport's own,
+2). With --all: notifications set (an Apprise URL and the JSON webhook, so every worker runs
 its dispatcher) and /metrics scraped once before measuring (prometheus-client loaded).
 """
 
@@ -19,19 +20,27 @@ from common import rss_mb, scratch
 from tests.support.servers import children, free_port, wait_healthy
 
 
+def _command(pid: int) -> list[bytes]:
+    return (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
+
+
 def _is_worker(pid: int) -> bool:
     # Not Redis, nor the short-lived `homeport doctor` that up runs at start.
-    command = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
-    return b"worker" in command
+    return b"worker" in _command(pid)
+
+
+def _is_redis(pid: int) -> bool:
+    # Redis rewrites its title into argv[0]: "/path/redis-server unixsocket:..."
+    return b"redis-server" in _command(pid)[0]
 
 
 def main() -> None:
     work = scratch("memory")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
-    env.update(
-        HOMEPORT_DATA_DIR=str(work), HOMEPORT_LISTEN=f"127.0.0.1:{port}", HOMEPORT_WORKERS="1"
-    )
+    env.update(HOMEPORT_DATA_DIR=str(work), HOMEPORT_LISTEN=f"127.0.0.1:{port}")
+    if "--workers" in sys.argv:
+        env["HOMEPORT_WORKERS"] = sys.argv[sys.argv.index("--workers") + 1]
     everything = "--all" in sys.argv
     if everything:
         env.update(
@@ -57,6 +66,7 @@ def main() -> None:
         receiver = rss_mb(up.pid)
         workers = [p for p in children(up.pid) if _is_worker(p)]
         worker = sum(rss_mb(p) for p in workers)
+        redis = sum(rss_mb(p) for p in children(up.pid) if _is_redis(p))
         baseline = rss_mb(bare.pid)
     finally:
         up.terminate()
@@ -66,10 +76,10 @@ def main() -> None:
     total = receiver + worker
     print(f"bare python:         {baseline:6.1f} MB")
     print(f"receiver:            {receiver:6.1f} MB")
-    print(f"worker ({len(workers)}):          {worker:6.1f} MB")
-    print(
-        f"homeport up total:   {total:6.1f} MB (target <= 120), {total / baseline:.1f}x bare python"
-    )
+    print(f"workers ({len(workers)}):         {worker:6.1f} MB")
+    print(f"embedded Redis:      {redis:6.1f} MB")
+    print(f"homeport's Python:   {total:6.1f} MB, {total / baseline:.1f}x bare python")
+    print(f"with Redis:          {total + redis:6.1f} MB")
 
 
 if __name__ == "__main__":
