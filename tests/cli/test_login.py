@@ -3,34 +3,28 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import homeport_cli
 from tests.support.servers import TOKEN, Homeport
 
 
 def _homeport(
     home: Path, *args: str, stdin: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    """The CLI with a home of its own and only the HOMEPORT_* settings given."""
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("HOMEPORT_") and k != "XDG_CONFIG_HOME"
-    }
-    clean.update(HOME=str(home), HOMEPORT_DATA_DIR=str(home / "data"), **env)
-    return subprocess.run(
-        [sys.executable, "-m", "homeport", *args],
-        env=clean,
-        input=stdin,
-        capture_output=True,
-        text=True,
+    """The CLI with a home of its own (no XDG_CONFIG_HOME) and only the settings given."""
+    return homeport_cli(
+        *args,
+        stdin=stdin,
         timeout=60,
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        HOMEPORT_DATA_DIR=str(home / "data"),
+        **env,
     )
 
 

@@ -1,4 +1,4 @@
-"""The homeport CLI run as a separate process against a test server."""
+"""The homeport CLI run as a separate process, with only the HOMEPORT_* settings given."""
 
 from __future__ import annotations
 
@@ -9,20 +9,29 @@ import sys
 from tests.support.servers import TOKEN, Homeport
 
 
-def run_cli(
-    hp: Homeport, *args: str, stdin: str | None = None, timeout: float = 300
+def homeport_cli(
+    *args: str, stdin: str | None = None, timeout: float = 300, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m homeport ARGS` against hp, with its URL and token as the only HOMEPORT_*.
+    """Run `python -m homeport ARGS` with `env` over this environment less its HOMEPORT_*.
 
     `stdin`, when given, is all the CLI reads from its standard input.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
-    env.update(HOMEPORT_URL=hp.url, HOMEPORT_TOKEN=TOKEN)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
+    clean.update(env)
     return subprocess.run(
         [sys.executable, "-m", "homeport", *args],
-        env=env,
+        env=clean,
         input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def run_cli(
+    hp: Homeport, *args: str, stdin: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """The CLI against hp, with its URL and token."""
+    return homeport_cli(
+        *args, stdin=stdin, timeout=timeout, HOMEPORT_URL=hp.url, HOMEPORT_TOKEN=TOKEN
     )
