@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import os
 import sys
+import tomllib
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from homeport.cli import apps, credentials, deploys, hooks, processes, runtime
 from homeport.cli.client import Context, UsageError
@@ -17,10 +21,42 @@ from homeport.settings import Settings
 GROUPS = (processes, apps, deploys, runtime, hooks, credentials)
 
 
+def version() -> str:
+    """The installed homeport's version, or the checkout's when it runs uninstalled."""
+    try:
+        return importlib.metadata.version("homeport")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    try:
+        with pyproject.open("rb") as file:
+            return str(tomllib.load(file)["project"]["version"])
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError):
+        return "unknown"
+
+
+class _Version(argparse.Action):
+    """--version, looked up only when asked: the other commands do not pay for the lookup."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"homeport {version()}")
+        parser.exit()
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="homeport", description="git push deployments to a single-node k3s homelab"
     )
+    top.add_argument("--version", action=_Version, help="print homeport's version and exit")
     sub = top.add_subparsers(dest="command", required=True)
     for group in GROUPS:
         group.register(sub)
