@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 from homeport.cli.client import Context, UsageError, say, show, show_json
 from homeport.errors import NotFound
+
+# A release as `homeport releases` prints it (v3), or its bare number (3).
+_RELEASE = re.compile(r"[vV]?([0-9]{1,9})")
+
+
+def release_number(text: str) -> int:
+    """argparse's type of a release: `v3` or `3`."""
+    match = _RELEASE.fullmatch(text.strip())
+    if match is None or int(match.group(1)) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a release; give it as `homeport releases` shows it, e.g. v3 (or 3)"
+        )
+    return int(match.group(1))
 
 
 def register(sub: Any) -> None:
@@ -24,7 +38,16 @@ def register(sub: Any) -> None:
     releases.set_defaults(func=_releases)
     rollback = sub.add_parser("rollback", help="deploy an earlier release again (no rebuild)")
     rollback.add_argument("app")
-    rollback.add_argument("--to", type=int, metavar="N", help="release number (default: previous)")
+    rollback.add_argument(
+        "release",
+        nargs="?",
+        type=release_number,
+        metavar="RELEASE",
+        help="the release to go back to, e.g. v3 (default: the previous live one)",
+    )
+    rollback.add_argument(
+        "--to", type=release_number, metavar="RELEASE", help="the same as RELEASE"
+    )
     rollback.add_argument("--json", action="store_true")
     rollback.set_defaults(func=_rollback)
     config = sub.add_parser(
@@ -77,7 +100,12 @@ def _releases(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _rollback(args: argparse.Namespace, ctx: Context) -> int:
-    body = {} if args.to is None else {"version": args.to}
+    if args.release is not None and args.to is not None and args.release != args.to:
+        raise UsageError(
+            f"give the release once, e.g. homeport rollback {args.app} v{args.release}"
+        )
+    target = args.to if args.release is None else args.release
+    body = {} if target is None else {"version": target}
     data = ctx.client.request("POST", f"/api/apps/{args.app}/rollback", body)
     if args.json:
         show_json(data)
