@@ -52,7 +52,8 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def parser() -> argparse.ArgumentParser:
+def parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top parser, and each command's by name."""
     top = argparse.ArgumentParser(
         prog="homeport", description="git push deployments to a single-node k3s homelab"
     )
@@ -60,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     for group in GROUPS:
         group.register(sub)
-    return top
+    return top, dict(sub.choices)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,7 +73,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Everything after `--` is the command, options included (argparse would read them).
         cut = words.index("--")
         words, command = words[:cut], words[cut + 1 :]
-    args = parser().parse_args(words)
+    top, commands = parsers()
+    args, extra = top.parse_known_args(words)
+    if extra and args.command == "run":
+        # The command's own options (`run blog ls -la`) read as homeport's: say where `--` goes
+        # rather than guess which options are whose.
+        print(f"homeport: {runtime.dash_dash_hint(words[1:])}", file=sys.stderr)
+        return 2
+    if extra:
+        # The command's usage, not the top level's: it is the one that took wrong words.
+        commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "run":
         args.cmd = [*args.cmd, *command]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

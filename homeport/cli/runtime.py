@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from typing import Any
 from urllib.parse import urlencode
 
 from homeport.cli.client import Context, UsageError, say, show, show_json
+
+# `run`'s own options: whether each takes a value, and its help. dash_dash_hint reads them
+# as argparse does, so its hint keeps them homeport's.
+RUN_OPTIONS = {
+    "--process": (True, "the process whose settings it gets"),
+    "--detach": (False, "print the run id and return"),
+    "--json": (False, "with --detach: print the started run's JSON"),
+}
 
 
 def register(sub: Any) -> None:
@@ -21,12 +30,18 @@ def register(sub: Any) -> None:
     logs.add_argument("--tail", metavar="N", help="only the last N lines (default 100)")
     logs.set_defaults(func=_logs)
     run = sub.add_parser(
-        "run", help="run a one-off command from the live release: homeport run APP -- CMD ARGS"
+        "run",
+        help="run a one-off command from the live release: homeport run APP CMD ARGS",
+        description="Every option before -- is homeport's, after the command too; when the "
+        "command has options of its own, put -- before it: homeport run blog -- ls -la",
     )
     run.add_argument("app")
-    run.add_argument("--process", metavar="NAME", help="the process whose settings it gets")
-    run.add_argument("--detach", action="store_true", help="print the run id and return")
-    run.add_argument("cmd", nargs="*", metavar="-- CMD ARGS")
+    for option, (takes_value, what) in RUN_OPTIONS.items():
+        if takes_value:
+            run.add_argument(option, metavar="NAME", help=what)
+        else:
+            run.add_argument(option, action="store_true", help=what)
+    run.add_argument("cmd", nargs="*", metavar="[--] CMD ARGS")
     run.set_defaults(func=_run)
     ps = sub.add_parser("ps", help="the app's processes and pods: status, restarts, release, age")
     ps.add_argument("app")
@@ -77,18 +92,55 @@ def _ps(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def _own_option(word: str) -> str | None:
+    """The `run` option `word` names, as argparse reads it (a unique prefix will do)."""
+    name = word.partition("=")[0]
+    if not name.startswith("--") or name == "--":
+        return None
+    found = [option for option in RUN_OPTIONS if option.startswith(name)]
+    return found[0] if len(found) == 1 else None
+
+
+def dash_dash_hint(words: list[str]) -> str:
+    """What to type instead of `run` WORDS whose command has options argparse did not know."""
+    own: list[str] = []
+    rest: list[str] = []
+    given = iter(words)
+    for word in given:
+        option = _own_option(word)
+        if option is None:
+            rest.append(word)
+            continue
+        own.append(word)
+        if RUN_OPTIONS[option][0] and "=" not in word:
+            own.append(next(given, ""))
+    app = next((word for word in rest if not word.startswith("-")), "APP")
+    if app in rest:
+        rest.remove(app)
+    fixed = shlex.join(["homeport", "run", app, *own, "--", *rest])
+    return f"use -- before the command's options: {fixed}"
+
+
 def _run(args: argparse.Namespace, ctx: Context) -> int:
-    client = ctx.client
     command = list(args.cmd)
     if not command:
-        raise UsageError(f"run needs a command after --, e.g. homeport run {args.app} -- ls /")
+        raise UsageError(f"name the command to run, e.g. homeport run {args.app} -- ls -la")
+    if args.json and not args.detach:
+        raise UsageError(
+            "run --json needs --detach: an attached run prints its command's output as it"
+            " comes, not JSON"
+        )
+    client = ctx.client
     body: dict[str, Any] = {"command": command}
     if args.process:
         body["process"] = args.process
     started = client.request("POST", f"/api/apps/{args.app}/runs", body)
     run = started["id"]
     if args.detach:
-        say(run)
+        if args.json:
+            show_json(started)
+        else:
+            say(run)
         return 0
     path = f"/api/apps/{args.app}/runs/{run}"
     try:
