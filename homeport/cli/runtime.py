@@ -19,6 +19,17 @@ RUN_OPTIONS = {
 }
 
 
+# `logs --tail` without a number: follow, as `heroku logs --tail` does.
+_FOLLOW = -1
+
+
+def line_count(text: str) -> int:
+    """argparse's type of a number of log lines."""
+    if not text.isascii() or not text.isdigit() or len(text) > 9:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of lines, e.g. 20")
+    return int(text)
+
+
 def register(sub: Any) -> None:
     logs = sub.add_parser(
         "logs", help="the app's output: every pod's lines, prefixed with process and pod"
@@ -27,7 +38,20 @@ def register(sub: Any) -> None:
     logs.add_argument("-f", "--follow", action="store_true", help="stream new lines and pods")
     logs.add_argument("--process", metavar="NAME", help="only this process (e.g. web)")
     logs.add_argument("--since", metavar="DURATION", help="only lines newer than e.g. 10m, 2h")
-    logs.add_argument("--tail", metavar="N", help="only the last N lines (default 100)")
+    logs.add_argument(
+        "-n", "--num", type=line_count, metavar="N", help="only the last N lines (default 100)"
+    )
+    # kubectl's spelling of -n, and, alone, Heroku's of -f.
+    logs.add_argument(
+        "--tail",
+        nargs="?",
+        const=_FOLLOW,
+        type=line_count,
+        metavar="N",
+        help="--tail N is -n N; --tail alone is -f",
+    )
+    # Refused with a reason rather than unknown: logs are text (see _logs).
+    logs.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     logs.set_defaults(func=_logs)
     run = sub.add_parser(
         "run",
@@ -164,12 +188,23 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _logs(args: argparse.Namespace, ctx: Context) -> int:
-    query = {"follow": "1" if args.follow else None}
-    query.update(process=args.process, since=args.since, tail=args.tail)
+    if args.json:
+        raise UsageError(
+            "logs are text, one line per line of output (TIME PROCESS[POD]: LINE), with no"
+            " JSON form; drop --json"
+        )
+    follow = args.follow or args.tail == _FOLLOW
+    lines = args.num
+    if args.tail not in (None, _FOLLOW):
+        if lines is not None and lines != args.tail:
+            raise UsageError(f"give the number of lines once, e.g. homeport logs {args.app} -n 20")
+        lines = args.tail
+    query = {"follow": "1" if follow else None}
+    query.update(process=args.process, since=args.since, tail=None if lines is None else str(lines))
     given = {k: v for k, v in query.items() if v is not None}
     path = f"/api/apps/{args.app}/logs" + (f"?{urlencode(given)}" if given else "")
     # Following has no end of its own: wait for lines as long as the user does.
-    ctx.client.stream(path, timeout=None if args.follow else 300)
+    ctx.client.stream(path, timeout=None if follow else 300)
     return 0
 
 

@@ -116,3 +116,30 @@ def test_run_without_dash_dash_still_reads_homeports_options() -> None:
     asked = _homeport("run", "blog", "ls", "/tmp", "--detach")
     assert asked.returncode == 1
     assert asked.stderr.startswith(f"homeport: cannot reach homeport at {NOWHERE}")
+
+
+def test_logs_json_is_refused_with_the_reason() -> None:
+    """Logs are text: --json is a usage error saying so, not an unknown option."""
+    refused = _homeport("logs", "blog", "--json")
+    assert (refused.returncode, refused.stderr) == (
+        2,
+        "homeport: logs are text, one line per line of output (TIME PROCESS[POD]: LINE), with"
+        " no JSON form; drop --json\n",
+    )
+
+
+def test_logs_counts_lines_with_n_num_or_tail() -> None:
+    """-n, --num and --tail take a number of lines; --tail alone (Heroku's) is accepted."""
+    for args in (["-n", "x"], ["--num", "-3"], ["--tail", "ten"]):
+        refused = _homeport("logs", "blog", *args)
+        assert refused.returncode == 2, args
+        assert "is not a number of lines, e.g. 20" in refused.stderr, args
+    twice = _homeport("logs", "blog", "-n", "3", "--tail", "4")
+    assert (twice.returncode, twice.stderr) == (
+        2,
+        "homeport: give the number of lines once, e.g. homeport logs blog -n 20\n",
+    )
+    for args in (["--tail"], ["--tail", "-n", "5"], ["-n", "5", "--tail", "5"]):
+        asked = _homeport("logs", "blog", *args)
+        assert asked.returncode == 1, args
+        assert asked.stderr.startswith(f"homeport: cannot reach homeport at {NOWHERE}")

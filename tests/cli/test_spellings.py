@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.support.cli import run_cli as _cli
-from tests.support.records import seed_app
+from tests.support.records import make_app, seed_app
 from tests.support.servers import Homeport
 
 
@@ -22,3 +22,15 @@ def test_rollback_takes_the_release_as_releases_prints_it(receiver: Homeport) ->
         refused = _cli(receiver, "rollback", "blog", *args)
         assert refused.returncode == 1, args
         assert refused.stderr.startswith(f"homeport: {said}"), args
+
+
+def test_logs_n_num_and_tail_send_the_number_of_lines(receiver: Homeport) -> None:
+    """-n N, --num N and --tail N all reach the server as the number of lines."""
+    make_app(receiver.data_dir, "blog")
+    for args in (["-n", "20000"], ["--num", "20000"], ["--tail", "20000"]):
+        # The server's own limit answers before it looks for pods: proof of what it got.
+        refused = _cli(receiver, "logs", "blog", *args)
+        assert (refused.returncode, refused.stderr) == (
+            1,
+            "homeport: tail must be a number of lines from 0 to 10000, not '20000'\n",
+        ), args
