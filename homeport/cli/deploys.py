@@ -6,7 +6,7 @@ import argparse
 import re
 from typing import Any
 
-from homeport.cli.client import Context, UsageError, say, show, show_json
+from homeport.cli.client import Context, UsageError, job_exit_code, say, show, show_json
 from homeport.errors import NotFound
 
 # A release as `homeport releases` prints it (v3), or its bare number (3).
@@ -30,7 +30,9 @@ def register(sub: Any) -> None:
     jobs.add_argument("app")
     jobs.add_argument("job", nargs="?", help="show this job's output")
     jobs.add_argument("-f", "--follow", action="store_true", help="follow until the job ends")
-    jobs.add_argument("--json", action="store_true")
+    jobs.add_argument(
+        "--json", action="store_true", help="the list, or the job (with -f: once it ended)"
+    )
     jobs.set_defaults(func=_jobs)
     releases = sub.add_parser("releases", help="list an app's releases, newest first")
     releases.add_argument("app")
@@ -76,7 +78,17 @@ def _jobs(args: argparse.Namespace, ctx: Context) -> int:
         if not listed:
             raise NotFound(f"app {args.app!r} has no jobs yet; push to it first")
         job = listed[0]["id"]
-    client.stream(f"/api/apps/{args.app}/jobs/{job}/log" + ("?follow=1" if args.follow else ""))
+    path = f"/api/apps/{args.app}/jobs/{job}"
+    if args.follow:
+        # Like rollback and config set: a followed job that failed is a failed command.
+        ended = client.follow_job(args.app, job, echo=not args.json)
+        if args.json:
+            show_json(ended)
+        return job_exit_code(ended)
+    if args.json:
+        show_json(client.request("GET", path))
+    else:
+        client.stream(path + "/log")
     return 0
 
 
@@ -111,7 +123,7 @@ def _rollback(args: argparse.Namespace, ctx: Context) -> int:
         show_json(data)
         return 0
     say(f"-----> Rolling back {args.app} to v{data['target']} (job {data['job']})")
-    return ctx.client.follow_job(args.app, data["job"])
+    return job_exit_code(ctx.client.follow_job(args.app, data["job"]))
 
 
 def _config(args: argparse.Namespace, ctx: Context) -> int:
@@ -138,4 +150,4 @@ def _config(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     # A config release: follow it like a push.
     say(f"-----> Releasing the new config of {args.app} (job {data['job']})")
-    return client.follow_job(args.app, data["job"])
+    return job_exit_code(client.follow_job(args.app, data["job"]))

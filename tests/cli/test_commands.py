@@ -10,6 +10,7 @@ import sys
 from tests.support.cli import run_cli as _cli
 from tests.support.gitwork import WorkTree
 from tests.support.servers import TOKEN, Homeport
+from tests.support.waiting import wait_until
 
 
 def test_releases_rollback_config_and_logs(homeport: Homeport, work: WorkTree) -> None:
@@ -115,3 +116,34 @@ def test_source_shows_sets_and_clears_the_binding(receiver: Homeport) -> None:
     assert bad.stderr.startswith("homeport: repository 'me/blog' is not PROVIDER:OWNER/NAME")
     both = _cli(receiver, "source", "blog", "--set", "github:me/blog", "--clear")
     assert both.returncode == 2
+
+
+def test_jobs_follow_exits_1_for_a_failed_deploy(homeport: Homeport, work: WorkTree) -> None:
+    """`jobs APP -f` follows a deploy as it fails and exits 1; `run --detach --json` is JSON."""
+    work.commit("one", **{"index.html": "one"})
+    assert work.push(homeport.remote("blog")).returncode == 0
+    started = _cli(homeport, "run", "blog", "--detach", "--json", "--", "ls", "-la", "/www")
+    assert started.returncode == 0, started.stderr
+    run = json.loads(started.stdout)
+    assert run["command"] == ["ls", "-la", "/www"]
+    assert run["log"] == f"/api/apps/blog/runs/{run['id']}/log"
+
+    (live,) = homeport.api("GET", "/api/apps/blog/jobs").json()["jobs"]
+    work.write("Dockerfile", "FROM homeport-base:busybox\nRUN echo the build breaks && exit 3\n")
+    work.commit("broken")
+    with work.push_async(homeport.remote("blog")) as push:
+
+        def newest() -> str | None:
+            listed = homeport.api("GET", "/api/apps/blog/jobs").json()["jobs"]
+            found: str = listed[0]["id"]
+            return found if found != live["id"] else None
+
+        job = wait_until(newest, timeout=60, what="the broken push's job")
+        followed = _cli(homeport, "jobs", "blog", "-f")
+        push.wait(timeout=60)
+    assert followed.returncode == 1, followed.stdout
+    assert "the build breaks" in followed.stdout
+    assert homeport.api("GET", f"/api/apps/blog/jobs/{job}").json()["status"] == "failed"
+    again = _cli(homeport, "jobs", "blog", job, "-f")
+    assert (again.returncode, again.stdout) == (1, followed.stdout)
+    assert _cli(homeport, "jobs", "blog", live["id"], "-f").returncode == 0
