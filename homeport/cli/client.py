@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import urllib.error
 import urllib.request
@@ -19,6 +20,11 @@ from homeport.terminal import printable_bytes
 
 def say(line: str) -> None:
     print(line, flush=True)
+
+
+def old_spelling(old: str, new: Sequence[str]) -> None:
+    """One line on stderr: `old` still works, and the command line to type from now on."""
+    print(f"homeport: {old} is an old spelling; use: {shlex.join(new)}", file=sys.stderr)
 
 
 class UsageError(HomeportError):

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from homeport.cli.client import Context, UsageError, say, show_json, table
+from homeport.cli.client import Context, UsageError, old_spelling, say, show_json, table
 
 
 def register(sub: Any) -> None:
@@ -31,13 +31,19 @@ def register(sub: Any) -> None:
     remove.add_argument("prefix", metavar="URL_PREFIX")
     key = action.add_parser(
         "ssh-key",
-        help="make (or show) APP's ed25519 deploy key and print its public key",
+        usage="homeport credentials ssh-key [--replace] [--json] APP\n"
+        "       homeport credentials ssh-key rm [--json] APP",
+        help="make (or show) APP's ed25519 deploy key and print its public key; rm deletes it",
         description="Add the printed public key to the repository as a read-only deploy key; "
-        "webhooks for APP are then fetched over SSH from the payload's ssh_url.",
+        "webhooks for APP are then fetched over SSH from the payload's ssh_url. "
+        "`ssh-key rm APP` deletes the key: APP's webhooks fetch over HTTPS again.",
     )
-    key.add_argument("app", metavar="APP")
-    key.add_argument("--new", action="store_true", help="replace the key with a new one")
-    key.add_argument("--remove", action="store_true", help="delete the key (fetch over HTTPS)")
+    # Words, not a sub-command: `ssh-key APP` shows the key, and an app may be named `rm`.
+    key.add_argument("words", nargs="+", metavar="[rm] APP")
+    key.add_argument("--replace", action="store_true", help="replace the key with a new one")
+    # The old spellings of --replace and of `ssh-key rm APP`.
+    key.add_argument("--new", action="store_true", help=argparse.SUPPRESS)
+    key.add_argument("--remove", action="store_true", help=argparse.SUPPRESS)
     host = action.add_parser(
         "trust-host",
         help="read HOST's SSH host keys and pin them (HOST or HOST:PORT)",
@@ -94,23 +100,40 @@ def _list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _ssh_key(args: argparse.Namespace, ctx: Context) -> int:
-    client = ctx.client
-    path = f"/api/credentials/ssh-keys/{args.app}"
+    words = args.words
+    if len(words) == 1:
+        app, remove = words[0], False
+    elif len(words) == 2 and words[0] == "rm":
+        app, remove = words[1], True
+    else:
+        raise UsageError(
+            "ssh-key takes APP, or rm APP to delete its key: homeport credentials ssh-key rm blog"
+        )
+    remove = remove or args.remove
+    replace = args.replace or args.new
+    if remove and replace:
+        raise UsageError("rm deletes the key and --replace makes a new one; give one of them")
     if args.remove:
+        old_spelling("ssh-key APP --remove", ["homeport", "credentials", "ssh-key", "rm", app])
+    if args.new:
+        old_spelling("--new", ["homeport", "credentials", "ssh-key", app, "--replace"])
+    client = ctx.client
+    path = f"/api/credentials/ssh-keys/{app}"
+    if remove:
         data = client.request("DELETE", path)
         if args.json:
             show_json(data)
         else:
-            say(f"removed the deploy key of {args.app}; its webhooks fetch over HTTPS")
+            say(f"removed the deploy key of {app}; its webhooks fetch over HTTPS")
         return 0
-    data = client.request("POST", path, {"replace": args.new})
+    data = client.request("POST", path, {"replace": replace})
     if args.json:
         show_json(data)
         return 0
     say(data["public_key"])
     if data["created"]:
         print(
-            f"add this public key to the repository of {args.app} as a read-only deploy "
+            f"add this public key to the repository of {app} as a read-only deploy "
             "key; pin its host with homeport credentials trust-host HOST",
             file=sys.stderr,
         )

@@ -62,7 +62,7 @@ def test_credentials_json_answers_hold_no_secret(receiver: Homeport) -> None:
     assert made["public_key"].startswith("ssh-ed25519 ")
     again = _json(receiver, "credentials", "ssh-key", "blog")
     assert again == {**made, "created": False}
-    assert _json(receiver, "credentials", "ssh-key", "blog", "--remove") == {
+    assert _json(receiver, "credentials", "ssh-key", "rm", "blog") == {
         "app": "blog",
         "removed": True,
     }

@@ -34,3 +34,32 @@ def test_logs_n_num_and_tail_send_the_number_of_lines(receiver: Homeport) -> Non
             1,
             "homeport: tail must be a number of lines from 0 to 10000, not '20000'\n",
         ), args
+
+
+def test_ssh_key_rm_and_replace_with_the_old_flags_still_working(receiver: Homeport) -> None:
+    """`ssh-key rm APP` and `--replace`; `--remove` and `--new` still work, with a hint."""
+    made = _cli(receiver, "credentials", "ssh-key", "blog")
+    assert made.returncode == 0, made.stderr
+    replaced = _cli(receiver, "credentials", "ssh-key", "blog", "--replace")
+    assert replaced.returncode == 0 and "old spelling" not in replaced.stderr
+    assert replaced.stdout.startswith("ssh-ed25519 ") and replaced.stdout != made.stdout
+    renewed = _cli(receiver, "credentials", "ssh-key", "blog", "--new")
+    assert renewed.returncode == 0 and renewed.stdout != replaced.stdout
+    assert renewed.stderr.startswith(
+        "homeport: --new is an old spelling; use: homeport credentials ssh-key blog --replace\n"
+    )
+    removed = _cli(receiver, "credentials", "ssh-key", "rm", "blog")
+    assert (removed.returncode, removed.stderr) == (0, "")
+    assert removed.stdout == "removed the deploy key of blog; its webhooks fetch over HTTPS\n"
+    assert receiver.api("GET", "/api/credentials").json()["ssh_keys"] == []
+
+    _cli(receiver, "credentials", "ssh-key", "blog")
+    old = _cli(receiver, "credentials", "ssh-key", "blog", "--remove")
+    assert (old.returncode, old.stdout) == (0, removed.stdout)
+    assert old.stderr == (
+        "homeport: ssh-key APP --remove is an old spelling; use:"
+        " homeport credentials ssh-key rm blog\n"
+    )
+    assert receiver.api("GET", "/api/credentials").json()["ssh_keys"] == []
+    both = _cli(receiver, "credentials", "ssh-key", "rm", "blog", "--replace")
+    assert both.returncode == 2
