@@ -99,23 +99,46 @@ def test_cli_without_a_server_says_where_it_looked(tmp_path: object) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_source_shows_sets_and_clears_the_binding(receiver: Homeport) -> None:
-    """`homeport source` shows, --set binds, --clear unbinds; bad input is one clear line."""
+def test_source_shows_sets_and_removes_the_binding(receiver: Homeport) -> None:
+    """`homeport source` shows, `source set` binds, `source rm` unbinds; bad input is one line."""
     receiver.api("PUT", "/api/apps/blog/source", json={"repository": "github:me/blog"})
     shown = _cli(receiver, "source", "blog")
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout == "blog deploys from webhooks of github:me/blog\n"
-    moved = _cli(receiver, "source", "blog", "--set", "gitlab:group/blog", "--json")
+    moved = _cli(receiver, "source", "set", "blog", "gitlab:group/blog", "--json")
+    assert (moved.returncode, moved.stderr) == (0, "")
     assert json.loads(moved.stdout) == {"app": "blog", "repository": "gitlab:group/blog"}
     assert receiver.api("GET", "/api/apps/blog/source").json()["repository"] == "gitlab:group/blog"
-    cleared = _cli(receiver, "source", "blog", "--clear")
-    assert cleared.returncode == 0
+    cleared = _cli(receiver, "source", "rm", "blog")
+    assert (cleared.returncode, cleared.stderr) == (0, "")
     assert "blog is not bound; the next webhook that deploys it binds it" in cleared.stdout
-    bad = _cli(receiver, "source", "blog", "--set", "me/blog")
+    bad = _cli(receiver, "source", "set", "blog", "me/blog")
     assert bad.returncode == 1
     assert bad.stderr.startswith("homeport: repository 'me/blog' is not PROVIDER:OWNER/NAME")
+    for wrong in (["set", "blog"], ["blog", "github:me/blog"], ["rm", "blog", "extra"]):
+        refused = _cli(receiver, "source", *wrong)
+        assert refused.returncode == 2, wrong
+        assert refused.stderr.startswith("homeport: source takes APP, set APP REPOSITORY"), wrong
+
+
+def test_source_set_and_clear_flags_still_work_with_a_hint(receiver: Homeport) -> None:
+    """The old `source APP --set R` and `--clear` work and name the new spelling on stderr."""
+    moved = _cli(receiver, "source", "blog", "--set", "github:me/blog")
+    assert moved.returncode == 0
+    assert moved.stdout == "blog deploys from webhooks of github:me/blog\n"
+    assert moved.stderr == (
+        "homeport: --set is an old spelling; use: homeport source set blog github:me/blog\n"
+    )
+    cleared = _cli(receiver, "source", "blog", "--clear")
+    assert cleared.returncode == 0 and "blog is not bound" in cleared.stdout
+    assert cleared.stderr == "homeport: --clear is an old spelling; use: homeport source rm blog\n"
     both = _cli(receiver, "source", "blog", "--set", "github:me/blog", "--clear")
     assert both.returncode == 2
+    twice = _cli(receiver, "source", "rm", "blog", "--clear")
+    assert (twice.returncode, twice.stderr) == (
+        2,
+        "homeport: give the change once, e.g. homeport source rm blog\n",
+    )
 
 
 def test_jobs_follow_exits_1_for_a_failed_deploy(homeport: Homeport, work: WorkTree) -> None:
