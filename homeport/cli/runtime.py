@@ -8,7 +8,7 @@ import sys
 from typing import Any
 from urllib.parse import urlencode
 
-from homeport.cli.client import Context, UsageError, say, show, show_json
+from homeport.cli.client import Context, UsageError, old_spelling, say, show, show_json
 
 # `run`'s own options: whether each takes a value, and its help. dash_dash_hint reads them
 # as argparse does, so its hint keeps them homeport's.
@@ -72,11 +72,14 @@ def register(sub: Any) -> None:
     ps.add_argument("--json", action="store_true")
     ps.set_defaults(func=_ps)
     cron = sub.add_parser(
-        "cron", help="an app's cron schedules and last runs; `run NAME` starts one now"
+        "cron",
+        usage="homeport cron [--json] APP\n       homeport cron run [--json] APP NAME",
+        help="an app's cron schedules and last runs; `cron run APP NAME` starts one now",
+        description="`cron APP` lists the schedules with their last and next runs; "
+        "`cron run APP NAME` starts a run of [cron.NAME] now (and does not follow it).",
     )
-    cron.add_argument("app")
-    cron.add_argument("action", nargs="?", choices=["run"])
-    cron.add_argument("name", nargs="?", help="the cron entry to run ([cron.NAME])")
+    # Words, not a sub-command: `cron APP` lists, and the old order `cron APP run NAME` works.
+    cron.add_argument("words", nargs="+", metavar="[run] APP [NAME]")
     cron.add_argument("--json", action="store_true")
     cron.set_defaults(func=_cron)
 
@@ -209,19 +212,33 @@ def _logs(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _cron(args: argparse.Namespace, ctx: Context) -> int:
-    client = ctx.client
-    if args.action == "run":
-        if not args.name:
-            raise UsageError(f"name the cron entry to run: homeport cron {args.app} run NAME")
-        data = client.request("POST", f"/api/apps/{args.app}/cron/{args.name}/runs", {})
-        if args.json:
-            show_json(data)
-        else:
-            say(f"-----> Started {args.name} of {args.app}: job {data['job']}")
-        return 0
-    if args.name:
-        raise UsageError(f"did you mean: homeport cron {args.app} run {args.name}")
-    data = client.request("GET", f"/api/apps/{args.app}/cron")
+    words = args.words
+    if len(words) == 1:
+        return _cron_list(args, ctx, words[0])
+    if len(words) == 3 and words[0] == "run":
+        return _cron_run(args, ctx, words[1], words[2])
+    if len(words) == 3 and words[1] == "run":
+        old_spelling("cron APP run NAME", ["homeport", "cron", "run", words[0], words[2]])
+        return _cron_run(args, ctx, words[0], words[2])
+    if len(words) == 2 and "run" in words:
+        app = words[1] if words[0] == "run" else words[0]
+        raise UsageError(f"name the cron entry to run: homeport cron run {app} NAME")
+    if len(words) == 2:
+        raise UsageError(f"did you mean: homeport cron run {words[0]} {words[1]}")
+    raise UsageError("cron takes APP, or run APP NAME, e.g. homeport cron run blog backup")
+
+
+def _cron_run(args: argparse.Namespace, ctx: Context, app: str, name: str) -> int:
+    data = ctx.client.request("POST", f"/api/apps/{app}/cron/{name}/runs", {})
+    if args.json:
+        show_json(data)
+    else:
+        say(f"-----> Started {name} of {app}: job {data['job']}")
+    return 0
+
+
+def _cron_list(args: argparse.Namespace, ctx: Context, app: str) -> int:
+    data = ctx.client.request("GET", f"/api/apps/{app}/cron")
     rows = []
     for entry in data["cron"]:
         last = entry["last_run"] or {}

@@ -143,3 +143,17 @@ def test_logs_counts_lines_with_n_num_or_tail() -> None:
         asked = _homeport("logs", "blog", *args)
         assert asked.returncode == 1, args
         assert asked.stderr.startswith(f"homeport: cannot reach homeport at {NOWHERE}")
+
+
+def test_cron_says_what_it_takes() -> None:
+    """A cron command line missing the entry, or missing `run`, is exit 2 with the fix."""
+    for args, said in (
+        (["run", "blog"], "name the cron entry to run: homeport cron run blog NAME"),
+        (["blog", "run"], "name the cron entry to run: homeport cron run blog NAME"),
+        (["blog", "backup"], "did you mean: homeport cron run blog backup"),
+        (["run", "blog", "backup", "now"], "cron takes APP, or run APP NAME"),
+    ):
+        refused = _homeport("cron", *args)
+        assert refused.returncode == 2, args
+        assert refused.stderr.startswith(f"homeport: {said}"), args
+    assert _homeport("cron").returncode == 2

@@ -63,3 +63,30 @@ def test_ssh_key_rm_and_replace_with_the_old_flags_still_working(receiver: Homep
     assert receiver.api("GET", "/api/credentials").json()["ssh_keys"] == []
     both = _cli(receiver, "credentials", "ssh-key", "rm", "blog", "--replace")
     assert both.returncode == 2
+
+
+def test_cron_run_takes_the_verb_first_and_the_old_order_with_a_hint(receiver: Homeport) -> None:
+    """`cron run APP NAME` starts NAME of APP; `cron APP run NAME` does too, with a hint."""
+    seed_app(receiver.data_dir, "blog", 1)
+    # v1 has no cron: the server's answer names the app and entry it was asked for.
+    refused = "homeport: blog v1 has no cron 'backup' (its cron entries: none)"
+    new = _cli(receiver, "cron", "run", "blog", "backup")
+    assert new.returncode == 1 and new.stderr.startswith(refused), new.stderr
+    old = _cli(receiver, "cron", "blog", "run", "backup")
+    hint, said = old.stderr.split("\n", 1)
+    assert (
+        hint == "homeport: cron APP run NAME is an old spelling; use: homeport cron run blog backup"
+    )
+    assert old.returncode == 1 and said.startswith(refused)
+    listed = _cli(receiver, "cron", "blog")
+    assert (listed.returncode, listed.stderr) == (0, "")
+    assert listed.stdout.split() == [
+        "NAME",
+        "SCHEDULE",
+        "LAST",
+        "RUN",
+        "OUTCOME",
+        "NEXT",
+        "RUN",
+        "JOB",
+    ]
