@@ -44,6 +44,12 @@ def test_version_prints_the_version_and_exits_0() -> None:
 
 def test_version_of_a_checkout_that_is_not_installed_is_pyprojects() -> None:
     """Without the installed package's metadata (-S: no site-packages), pyproject.toml's."""
+    # The CLI imports only the standard library until a command runs, so it starts under -S.
+    lookup = "import importlib.metadata as m; m.version('homeport')"
+    unseen = subprocess.run(
+        [sys.executable, "-S", "-c", lookup], capture_output=True, text=True, timeout=60
+    )
+    assert "PackageNotFoundError" in unseen.stderr
     shown = _homeport("--version", python=("-S",))
     assert (shown.returncode, shown.stdout) == (0, f"homeport {_pyproject_version()}\n")
 
