@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from homeport.cli.client import Context, UsageError, say, show, show_json
+from homeport.cli.client import Context, UsageError, old_spelling, say, show, show_json
 from homeport.errors import HomeportError
 
 
@@ -26,14 +26,21 @@ def register(sub: Any) -> None:
     destroy.add_argument("--json", action="store_true")
     destroy.set_defaults(func=_destroy)
     source = sub.add_parser(
-        "source", help="the repository whose webhooks may deploy an app (PROVIDER:OWNER/NAME)"
+        "source",
+        usage="homeport source [--json] APP\n"
+        "       homeport source set [--json] APP REPOSITORY\n"
+        "       homeport source rm [--json] APP",
+        help="the repository whose webhooks may deploy an app (PROVIDER:OWNER/NAME)",
+        description="`source APP` shows the binding, `source set APP github:me/blog` binds "
+        "APP to that repository, `source rm APP` unbinds it (the next webhook that deploys "
+        "APP binds it again).",
     )
-    source.add_argument("app")
+    # Words, not sub-commands: `source APP` shows the binding, and an app may be named `rm`.
+    source.add_argument("words", nargs="+", metavar="[set|rm] APP [REPOSITORY]")
     change = source.add_mutually_exclusive_group()
-    change.add_argument("--set", metavar="REPOSITORY", help="bind to e.g. github:me/blog")
-    change.add_argument(
-        "--clear", action="store_true", help="unbind; the next webhook that deploys binds it"
-    )
+    # The old spellings of `source set APP REPOSITORY` and `source rm APP`.
+    change.add_argument("--set", metavar="REPOSITORY", help=argparse.SUPPRESS)
+    change.add_argument("--clear", action="store_true", help=argparse.SUPPRESS)
     source.add_argument("--json", action="store_true")
     source.set_defaults(func=_source)
 
@@ -80,10 +87,32 @@ def _destroy(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _source(args: argparse.Namespace, ctx: Context) -> int:
-    path = f"/api/apps/{args.app}/source"
-    if args.set is not None:
-        data = ctx.client.request("PUT", path, {"repository": args.set})
-    elif args.clear:
+    words = args.words
+    repository: str | None = None
+    if len(words) == 1:
+        verb, app = "show", words[0]
+    elif len(words) == 3 and words[0] == "set":
+        verb, app, repository = "set", words[1], words[2]
+    elif len(words) == 2 and words[0] == "rm":
+        verb, app = "rm", words[1]
+    else:
+        raise UsageError(
+            "source takes APP, set APP REPOSITORY or rm APP,"
+            " e.g. homeport source set blog github:me/blog"
+        )
+    if args.set is not None or args.clear:
+        if verb != "show":
+            raise UsageError(f"give the change once, e.g. homeport source {verb} {app}")
+        if args.set is not None:
+            verb, repository = "set", args.set
+            old_spelling("--set", ["homeport", "source", "set", app, args.set])
+        else:
+            verb = "rm"
+            old_spelling("--clear", ["homeport", "source", "rm", app])
+    path = f"/api/apps/{app}/source"
+    if verb == "set":
+        data = ctx.client.request("PUT", path, {"repository": repository})
+    elif verb == "rm":
         data = ctx.client.request("DELETE", path)
     else:
         data = ctx.client.request("GET", path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import urllib.error
 import urllib.request
@@ -28,6 +29,11 @@ from homeport.terminal import printable_bytes
 
 def say(line: str) -> None:
     print(line, flush=True)
+
+
+def old_spelling(old: str, new: Sequence[str]) -> None:
+    """One line on stderr: `old` still works, and the command line to type from now on."""
+    print(f"homeport: {old} is an old spelling; use: {shlex.join(new)}", file=sys.stderr)
 
 
 class UsageError(HomeportError):
@@ -114,8 +120,9 @@ class ApiClient:
             return json.loads(raw)
         return raw.decode("utf-8", "replace")
 
-    def stream(self, path: str, timeout: float | None = 3600) -> None:
-        """Copy a text stream to stdout as it arrives, ending on a newline."""
+    def stream(self, path: str, timeout: float | None = 3600, *, echo: bool = True) -> None:
+        """Copy a text stream to stdout as it arrives, ending on a newline (echo=False: read
+        it to its end, printing nothing)."""
         req = urllib.request.Request(self.base + path)  # noqa: S310
         last = b"\n"
         terminal = sys.stdout.isatty()
@@ -129,6 +136,8 @@ class ApiClient:
                     ) from None
                 if not line:
                     break
+                if not echo:
+                    continue
                 # A terminal gets no control characters from builds and pods; a file or a
                 # pipe gets the bytes as sent.
                 if terminal:
@@ -141,11 +150,23 @@ class ApiClient:
         if last != b"\n":
             sys.stdout.write("\n")
 
-    def follow_job(self, app: str, job: str) -> int:
-        """Stream a job's output until it ends; 0 if it succeeded, else 1."""
-        self.stream(f"/api/apps/{app}/jobs/{job}/log?follow=1")
-        ended = self.request("GET", f"/api/apps/{app}/jobs/{job}")
-        return 0 if ended["status"] == "succeeded" else 1
+    def follow_job(self, app: str, job: str, *, echo: bool = True) -> dict[str, Any]:
+        """Stream a job's output until it ends (echo=False: only wait); the job as it ended."""
+        self.stream(f"/api/apps/{app}/jobs/{job}/log?follow=1", echo=echo)
+        ended: dict[str, Any] = self.request("GET", f"/api/apps/{app}/jobs/{job}")
+        if ended["status"] in ("queued", "running"):
+            # The stream ended first: homeport stopped, or the wait passed the job timeout.
+            print(
+                f"homeport: job {job} of {app} is still {ended['status']}; follow it again with"
+                f" homeport jobs {app} {job} -f",
+                file=sys.stderr,
+            )
+        return ended
+
+
+def job_exit_code(job: dict[str, Any]) -> int:
+    """0 for a job that succeeded; 1 for one that failed, was superseded or has not ended."""
+    return 0 if job["status"] == "succeeded" else 1
 
 
 @dataclass

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
-from homeport.cli.client import Context, UsageError, say, show, show_json
+from homeport.cli.client import Context, UsageError, job_exit_code, say, show, show_json
 from homeport.errors import NotFound
+
+# A release as `homeport releases` prints it (v3), or its bare number (3).
+_RELEASE = re.compile(r"[vV]?([0-9]{1,9})")
+
+
+def release_number(text: str) -> int:
+    """argparse's type of a release: `v3` or `3`."""
+    match = _RELEASE.fullmatch(text.strip())
+    if match is None or int(match.group(1)) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a release; give it as `homeport releases` shows it, e.g. v3 (or 3)"
+        )
+    return int(match.group(1))
 
 
 def register(sub: Any) -> None:
@@ -16,7 +30,9 @@ def register(sub: Any) -> None:
     jobs.add_argument("app")
     jobs.add_argument("job", nargs="?", help="show this job's output")
     jobs.add_argument("-f", "--follow", action="store_true", help="follow until the job ends")
-    jobs.add_argument("--json", action="store_true")
+    jobs.add_argument(
+        "--json", action="store_true", help="the list, or the job (with -f: once it ended)"
+    )
     jobs.set_defaults(func=_jobs)
     releases = sub.add_parser("releases", help="list an app's releases, newest first")
     releases.add_argument("app")
@@ -24,7 +40,16 @@ def register(sub: Any) -> None:
     releases.set_defaults(func=_releases)
     rollback = sub.add_parser("rollback", help="deploy an earlier release again (no rebuild)")
     rollback.add_argument("app")
-    rollback.add_argument("--to", type=int, metavar="N", help="release number (default: previous)")
+    rollback.add_argument(
+        "release",
+        nargs="?",
+        type=release_number,
+        metavar="RELEASE",
+        help="the release to go back to, e.g. v3 (default: the previous live one)",
+    )
+    rollback.add_argument(
+        "--to", type=release_number, metavar="RELEASE", help="the same as RELEASE"
+    )
     rollback.add_argument("--json", action="store_true")
     rollback.set_defaults(func=_rollback)
     config = sub.add_parser(
@@ -53,7 +78,17 @@ def _jobs(args: argparse.Namespace, ctx: Context) -> int:
         if not listed:
             raise NotFound(f"app {args.app!r} has no jobs yet; push to it first")
         job = listed[0]["id"]
-    client.stream(f"/api/apps/{args.app}/jobs/{job}/log" + ("?follow=1" if args.follow else ""))
+    path = f"/api/apps/{args.app}/jobs/{job}"
+    if args.follow:
+        # Like rollback and config set: a followed job that failed is a failed command.
+        ended = client.follow_job(args.app, job, echo=not args.json)
+        if args.json:
+            show_json(ended)
+        return job_exit_code(ended)
+    if args.json:
+        show_json(client.request("GET", path))
+    else:
+        client.stream(path + "/log")
     return 0
 
 
@@ -77,13 +112,18 @@ def _releases(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _rollback(args: argparse.Namespace, ctx: Context) -> int:
-    body = {} if args.to is None else {"version": args.to}
+    if args.release is not None and args.to is not None and args.release != args.to:
+        raise UsageError(
+            f"give the release once, e.g. homeport rollback {args.app} v{args.release}"
+        )
+    target = args.to if args.release is None else args.release
+    body = {} if target is None else {"version": target}
     data = ctx.client.request("POST", f"/api/apps/{args.app}/rollback", body)
     if args.json:
         show_json(data)
         return 0
     say(f"-----> Rolling back {args.app} to v{data['target']} (job {data['job']})")
-    return ctx.client.follow_job(args.app, data["job"])
+    return job_exit_code(ctx.client.follow_job(args.app, data["job"]))
 
 
 def _config(args: argparse.Namespace, ctx: Context) -> int:
@@ -110,4 +150,4 @@ def _config(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     # A config release: follow it like a push.
     say(f"-----> Releasing the new config of {args.app} (job {data['job']})")
-    return client.follow_job(args.app, data["job"])
+    return job_exit_code(client.follow_job(args.app, data["job"]))

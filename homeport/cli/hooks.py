@@ -30,6 +30,7 @@ def register(sub: Any) -> None:
     hooks_list.set_defaults(func=_list)
     hooks_rm = hooks_sub.add_parser("rm", help="delete a hook; its URL stops working")
     hooks_rm.add_argument("id")
+    hooks_rm.add_argument("--json", action="store_true")
     hooks_rm.set_defaults(func=_remove)
 
 
@@ -66,6 +67,9 @@ def _list(args: argparse.Namespace, ctx: Context) -> int:
 
 def _remove(args: argparse.Namespace, ctx: Context) -> int:
     data = ctx.client.request("DELETE", f"/api/hooks/{args.id}")
+    if args.json:
+        show_json(data)
+        return 0
     say(f"removed hook {data['removed']['id']} of {data['removed']['app']}")
     return 0
 

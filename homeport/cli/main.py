@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import os
 import sys
+import tomllib
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from homeport.cli import apps, credentials, deploys, hooks, login, processes, runtime
 from homeport.cli.client import Context, UsageError
@@ -17,14 +21,47 @@ from homeport.settings import Settings
 GROUPS = (processes, login, apps, deploys, runtime, hooks, credentials)
 
 
-def parser() -> argparse.ArgumentParser:
+def version() -> str:
+    """The installed homeport's version, or the checkout's when it runs uninstalled."""
+    try:
+        return importlib.metadata.version("homeport")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    try:
+        with pyproject.open("rb") as file:
+            return str(tomllib.load(file)["project"]["version"])
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError):
+        return "unknown"
+
+
+class _Version(argparse.Action):
+    """--version, looked up only when asked: the other commands do not pay for the lookup."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"homeport {version()}")
+        parser.exit()
+
+
+def parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top parser, and each command's by name."""
     top = argparse.ArgumentParser(
         prog="homeport", description="git push deployments to a single-node k3s homelab"
     )
+    top.add_argument("--version", action=_Version, help="print homeport's version and exit")
     sub = top.add_subparsers(dest="command", required=True)
     for group in GROUPS:
         group.register(sub)
-    return top
+    return top, dict(sub.choices)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,7 +73,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Everything after `--` is the command, options included (argparse would read them).
         cut = words.index("--")
         words, command = words[:cut], words[cut + 1 :]
-    args = parser().parse_args(words)
+    top, commands = parsers()
+    args, extra = top.parse_known_args(words)
+    if extra and args.command == "run":
+        # The command's own options (`run blog ls -la`) read as homeport's: say where `--` goes
+        # rather than guess which options are whose.
+        print(f"homeport: {runtime.dash_dash_hint(words[1:])}", file=sys.stderr)
+        return 2
+    if extra:
+        # The command's usage, not the top level's: it is the one that took wrong words.
+        commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "run":
         args.cmd = [*args.cmd, *command]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from typing import Any
 from urllib.parse import urlencode
 
-from homeport.cli.client import Context, UsageError, say, show, show_json
+from homeport.cli.client import Context, UsageError, old_spelling, say, show, show_json
+
+# `run`'s own options: whether each takes a value, and its help. dash_dash_hint reads them
+# as argparse does, so its hint keeps them homeport's.
+RUN_OPTIONS = {
+    "--process": (True, "the process whose settings it gets"),
+    "--detach": (False, "print the run id and return"),
+    "--json": (False, "with --detach: print the started run's JSON"),
+}
+
+
+# `logs --tail` without a number: follow, as `heroku logs --tail` does.
+_FOLLOW = -1
+
+
+def line_count(text: str) -> int:
+    """argparse's type of a number of log lines."""
+    if not text.isascii() or not text.isdigit() or len(text) > 9:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of lines, e.g. 20")
+    return int(text)
 
 
 def register(sub: Any) -> None:
@@ -18,26 +38,48 @@ def register(sub: Any) -> None:
     logs.add_argument("-f", "--follow", action="store_true", help="stream new lines and pods")
     logs.add_argument("--process", metavar="NAME", help="only this process (e.g. web)")
     logs.add_argument("--since", metavar="DURATION", help="only lines newer than e.g. 10m, 2h")
-    logs.add_argument("--tail", metavar="N", help="only the last N lines (default 100)")
+    logs.add_argument(
+        "-n", "--num", type=line_count, metavar="N", help="only the last N lines (default 100)"
+    )
+    # kubectl's spelling of -n, and, alone, Heroku's of -f.
+    logs.add_argument(
+        "--tail",
+        nargs="?",
+        const=_FOLLOW,
+        type=line_count,
+        metavar="N",
+        help="--tail N is -n N; --tail alone is -f",
+    )
+    # Refused with a reason rather than unknown: logs are text (see _logs).
+    logs.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     logs.set_defaults(func=_logs)
     run = sub.add_parser(
-        "run", help="run a one-off command from the live release: homeport run APP -- CMD ARGS"
+        "run",
+        help="run a one-off command from the live release: homeport run APP CMD ARGS",
+        description="Every option before -- is homeport's, after the command too; when the "
+        "command has options of its own, put -- before it: homeport run blog -- ls -la",
     )
     run.add_argument("app")
-    run.add_argument("--process", metavar="NAME", help="the process whose settings it gets")
-    run.add_argument("--detach", action="store_true", help="print the run id and return")
-    run.add_argument("cmd", nargs="*", metavar="-- CMD ARGS")
+    for option, (takes_value, what) in RUN_OPTIONS.items():
+        if takes_value:
+            run.add_argument(option, metavar="NAME", help=what)
+        else:
+            run.add_argument(option, action="store_true", help=what)
+    run.add_argument("cmd", nargs="*", metavar="[--] CMD ARGS")
     run.set_defaults(func=_run)
     ps = sub.add_parser("ps", help="the app's processes and pods: status, restarts, release, age")
     ps.add_argument("app")
     ps.add_argument("--json", action="store_true")
     ps.set_defaults(func=_ps)
     cron = sub.add_parser(
-        "cron", help="an app's cron schedules and last runs; `run NAME` starts one now"
+        "cron",
+        usage="homeport cron [--json] APP\n       homeport cron run [--json] APP NAME",
+        help="an app's cron schedules and last runs; `cron run APP NAME` starts one now",
+        description="`cron APP` lists the schedules with their last and next runs; "
+        "`cron run APP NAME` starts a run of [cron.NAME] now (and does not follow it).",
     )
-    cron.add_argument("app")
-    cron.add_argument("action", nargs="?", choices=["run"])
-    cron.add_argument("name", nargs="?", help="the cron entry to run ([cron.NAME])")
+    # Words, not a sub-command: `cron APP` lists, and the old order `cron APP run NAME` works.
+    cron.add_argument("words", nargs="+", metavar="[run] APP [NAME]")
     cron.add_argument("--json", action="store_true")
     cron.set_defaults(func=_cron)
 
@@ -77,18 +119,55 @@ def _ps(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def _own_option(word: str) -> str | None:
+    """The `run` option `word` names, as argparse reads it (a unique prefix will do)."""
+    name = word.partition("=")[0]
+    if not name.startswith("--") or name == "--":
+        return None
+    found = [option for option in RUN_OPTIONS if option.startswith(name)]
+    return found[0] if len(found) == 1 else None
+
+
+def dash_dash_hint(words: list[str]) -> str:
+    """What to type instead of `run` WORDS whose command has options argparse did not know."""
+    own: list[str] = []
+    rest: list[str] = []
+    given = iter(words)
+    for word in given:
+        option = _own_option(word)
+        if option is None:
+            rest.append(word)
+            continue
+        own.append(word)
+        if RUN_OPTIONS[option][0] and "=" not in word:
+            own.append(next(given, ""))
+    app = next((word for word in rest if not word.startswith("-")), "APP")
+    if app in rest:
+        rest.remove(app)
+    fixed = shlex.join(["homeport", "run", app, *own, "--", *rest])
+    return f"use -- before the command's options: {fixed}"
+
+
 def _run(args: argparse.Namespace, ctx: Context) -> int:
-    client = ctx.client
     command = list(args.cmd)
     if not command:
-        raise UsageError(f"run needs a command after --, e.g. homeport run {args.app} -- ls /")
+        raise UsageError(f"name the command to run, e.g. homeport run {args.app} -- ls -la")
+    if args.json and not args.detach:
+        raise UsageError(
+            "run --json needs --detach: an attached run prints its command's output as it"
+            " comes, not JSON"
+        )
+    client = ctx.client
     body: dict[str, Any] = {"command": command}
     if args.process:
         body["process"] = args.process
     started = client.request("POST", f"/api/apps/{args.app}/runs", body)
     run = started["id"]
     if args.detach:
-        say(run)
+        if args.json:
+            show_json(started)
+        else:
+            say(run)
         return 0
     path = f"/api/apps/{args.app}/runs/{run}"
     try:
@@ -112,29 +191,54 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _logs(args: argparse.Namespace, ctx: Context) -> int:
-    query = {"follow": "1" if args.follow else None}
-    query.update(process=args.process, since=args.since, tail=args.tail)
+    if args.json:
+        raise UsageError(
+            "logs are text, one line per line of output (TIME PROCESS[POD]: LINE), with no"
+            " JSON form; drop --json"
+        )
+    follow = args.follow or args.tail == _FOLLOW
+    lines = args.num
+    if args.tail not in (None, _FOLLOW):
+        if lines is not None and lines != args.tail:
+            raise UsageError(f"give the number of lines once, e.g. homeport logs {args.app} -n 20")
+        lines = args.tail
+    query = {"follow": "1" if follow else None}
+    query.update(process=args.process, since=args.since, tail=None if lines is None else str(lines))
     given = {k: v for k, v in query.items() if v is not None}
     path = f"/api/apps/{args.app}/logs" + (f"?{urlencode(given)}" if given else "")
     # Following has no end of its own: wait for lines as long as the user does.
-    ctx.client.stream(path, timeout=None if args.follow else 300)
+    ctx.client.stream(path, timeout=None if follow else 300)
     return 0
 
 
 def _cron(args: argparse.Namespace, ctx: Context) -> int:
-    client = ctx.client
-    if args.action == "run":
-        if not args.name:
-            raise UsageError(f"name the cron entry to run: homeport cron {args.app} run NAME")
-        data = client.request("POST", f"/api/apps/{args.app}/cron/{args.name}/runs", {})
-        if args.json:
-            show_json(data)
-        else:
-            say(f"-----> Started {args.name} of {args.app}: job {data['job']}")
-        return 0
-    if args.name:
-        raise UsageError(f"did you mean: homeport cron {args.app} run {args.name}")
-    data = client.request("GET", f"/api/apps/{args.app}/cron")
+    words = args.words
+    if len(words) == 1:
+        return _cron_list(args, ctx, words[0])
+    if len(words) == 3 and words[0] == "run":
+        return _cron_run(args, ctx, words[1], words[2])
+    if len(words) == 3 and words[1] == "run":
+        old_spelling("cron APP run NAME", ["homeport", "cron", "run", words[0], words[2]])
+        return _cron_run(args, ctx, words[0], words[2])
+    if len(words) == 2 and "run" in words:
+        app = words[1] if words[0] == "run" else words[0]
+        raise UsageError(f"name the cron entry to run: homeport cron run {app} NAME")
+    if len(words) == 2:
+        raise UsageError(f"did you mean: homeport cron run {words[0]} {words[1]}")
+    raise UsageError("cron takes APP, or run APP NAME, e.g. homeport cron run blog backup")
+
+
+def _cron_run(args: argparse.Namespace, ctx: Context, app: str, name: str) -> int:
+    data = ctx.client.request("POST", f"/api/apps/{app}/cron/{name}/runs", {})
+    if args.json:
+        show_json(data)
+    else:
+        say(f"-----> Started {name} of {app}: job {data['job']}")
+    return 0
+
+
+def _cron_list(args: argparse.Namespace, ctx: Context, app: str) -> int:
+    data = ctx.client.request("GET", f"/api/apps/{app}/cron")
     rows = []
     for entry in data["cron"]:
         last = entry["last_run"] or {}

@@ -71,7 +71,7 @@ def claim(conn: sqlite3.Connection, app: str, source: str) -> str | None:
         return None
     return (
         f"app {app!r} is bound to {current}, not {source}; "
-        f"change it with homeport source {app} --set {source}"
+        f"change it with homeport source set {app} {source}"
     )
 
 

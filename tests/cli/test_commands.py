@@ -10,6 +10,7 @@ import sys
 from tests.support.cli import run_cli as _cli
 from tests.support.gitwork import WorkTree
 from tests.support.servers import TOKEN, Homeport
+from tests.support.waiting import wait_until
 
 
 def test_releases_rollback_config_and_logs(homeport: Homeport, work: WorkTree) -> None:
@@ -98,20 +99,74 @@ def test_cli_without_a_server_says_where_it_looked(tmp_path: object) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_source_shows_sets_and_clears_the_binding(receiver: Homeport) -> None:
-    """`homeport source` shows, --set binds, --clear unbinds; bad input is one clear line."""
+def test_source_shows_sets_and_removes_the_binding(receiver: Homeport) -> None:
+    """`homeport source` shows, `source set` binds, `source rm` unbinds; bad input is one line."""
     receiver.api("PUT", "/api/apps/blog/source", json={"repository": "github:me/blog"})
     shown = _cli(receiver, "source", "blog")
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout == "blog deploys from webhooks of github:me/blog\n"
-    moved = _cli(receiver, "source", "blog", "--set", "gitlab:group/blog", "--json")
+    moved = _cli(receiver, "source", "set", "blog", "gitlab:group/blog", "--json")
+    assert (moved.returncode, moved.stderr) == (0, "")
     assert json.loads(moved.stdout) == {"app": "blog", "repository": "gitlab:group/blog"}
     assert receiver.api("GET", "/api/apps/blog/source").json()["repository"] == "gitlab:group/blog"
-    cleared = _cli(receiver, "source", "blog", "--clear")
-    assert cleared.returncode == 0
+    cleared = _cli(receiver, "source", "rm", "blog")
+    assert (cleared.returncode, cleared.stderr) == (0, "")
     assert "blog is not bound; the next webhook that deploys it binds it" in cleared.stdout
-    bad = _cli(receiver, "source", "blog", "--set", "me/blog")
+    bad = _cli(receiver, "source", "set", "blog", "me/blog")
     assert bad.returncode == 1
     assert bad.stderr.startswith("homeport: repository 'me/blog' is not PROVIDER:OWNER/NAME")
+    for wrong in (["set", "blog"], ["blog", "github:me/blog"], ["rm", "blog", "extra"]):
+        refused = _cli(receiver, "source", *wrong)
+        assert refused.returncode == 2, wrong
+        assert refused.stderr.startswith("homeport: source takes APP, set APP REPOSITORY"), wrong
+
+
+def test_source_set_and_clear_flags_still_work_with_a_hint(receiver: Homeport) -> None:
+    """The old `source APP --set R` and `--clear` work and name the new spelling on stderr."""
+    moved = _cli(receiver, "source", "blog", "--set", "github:me/blog")
+    assert moved.returncode == 0
+    assert moved.stdout == "blog deploys from webhooks of github:me/blog\n"
+    assert moved.stderr == (
+        "homeport: --set is an old spelling; use: homeport source set blog github:me/blog\n"
+    )
+    cleared = _cli(receiver, "source", "blog", "--clear")
+    assert cleared.returncode == 0 and "blog is not bound" in cleared.stdout
+    assert cleared.stderr == "homeport: --clear is an old spelling; use: homeport source rm blog\n"
     both = _cli(receiver, "source", "blog", "--set", "github:me/blog", "--clear")
     assert both.returncode == 2
+    twice = _cli(receiver, "source", "rm", "blog", "--clear")
+    assert (twice.returncode, twice.stderr) == (
+        2,
+        "homeport: give the change once, e.g. homeport source rm blog\n",
+    )
+
+
+def test_jobs_follow_exits_1_for_a_failed_deploy(homeport: Homeport, work: WorkTree) -> None:
+    """`jobs APP -f` follows a deploy as it fails and exits 1; `run --detach --json` is JSON."""
+    work.commit("one", **{"index.html": "one"})
+    assert work.push(homeport.remote("blog")).returncode == 0
+    started = _cli(homeport, "run", "blog", "--detach", "--json", "--", "ls", "-la", "/www")
+    assert started.returncode == 0, started.stderr
+    run = json.loads(started.stdout)
+    assert run["command"] == ["ls", "-la", "/www"]
+    assert run["log"] == f"/api/apps/blog/runs/{run['id']}/log"
+
+    (live,) = homeport.api("GET", "/api/apps/blog/jobs").json()["jobs"]
+    work.write("Dockerfile", "FROM homeport-base:busybox\nRUN echo the build breaks && exit 3\n")
+    work.commit("broken")
+    with work.push_async(homeport.remote("blog")) as push:
+
+        def newest() -> str | None:
+            listed = homeport.api("GET", "/api/apps/blog/jobs").json()["jobs"]
+            found: str = listed[0]["id"]
+            return found if found != live["id"] else None
+
+        job = wait_until(newest, timeout=60, what="the broken push's job")
+        followed = _cli(homeport, "jobs", "blog", "-f")
+        push.wait(timeout=60)
+    assert followed.returncode == 1, followed.stdout
+    assert "the build breaks" in followed.stdout
+    assert homeport.api("GET", f"/api/apps/blog/jobs/{job}").json()["status"] == "failed"
+    again = _cli(homeport, "jobs", "blog", job, "-f")
+    assert (again.returncode, again.stdout) == (1, followed.stdout)
+    assert _cli(homeport, "jobs", "blog", live["id"], "-f").returncode == 0

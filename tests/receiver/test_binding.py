@@ -27,7 +27,7 @@ def test_first_webhook_binds_the_app_to_its_repository(receiver: Homeport) -> No
     assert by_name.status_code == 403
     assert by_name.json()["error"] == (
         "app 'blog' is bound to github:me/blog, not github:eve/blog; "
-        "change it with homeport source blog --set github:eve/blog"
+        "change it with homeport source set blog github:eve/blog"
     )
     by_query = github(receiver, _body("eve", "site"), delivery="d-3", query="?app=blog")
     assert by_query.status_code == 403
