@@ -181,7 +181,7 @@ def rollback_target(settings: Settings, app: str, version: int | None) -> Releas
     current = releases.live(settings.data_dir, app)
     if current is not None and current.version == target.version:
         raise ReleaseUnavailable(
-            f"{what} is already live; name another release with `homeport rollback {app} --to N`"
+            f"{what} is already live; name another release with `homeport rollback {app} vN`"
         )
     if (
         current is not None

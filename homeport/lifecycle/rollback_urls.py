@@ -177,7 +177,7 @@ def fire(
     if live.rollback_of is not None:
         return (
             f"nothing done: {app} v{live.version} is itself a rollback to v{live.rollback_of};"
-            f" roll back further by hand with `homeport rollback {app} --to N`"
+            f" roll back further by hand with `homeport rollback {app} vN`"
         )
     with db.connect(settings.data_dir) as tx:
         done = tx.execute(

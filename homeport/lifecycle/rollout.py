@@ -46,7 +46,7 @@ def _failure_text(app: str, version: int, outcome: Failed, namespace: str) -> st
     if outcome.restored == "kept":
         return (
             f"{head}; automatic rollback is off (HOMEPORT_ROLLBACK_ON_FAILURE), roll back with"
-            f" `homeport rollback {app} --to {before}`"
+            f" `homeport rollback {app} v{before}`"
         )
     if outcome.restored == "failed":
         return (

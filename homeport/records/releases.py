@@ -181,6 +181,6 @@ def rollback_target(data_dir: Path, app: str) -> Release:
     if row is None:
         raise NotFound(
             f"app '{app}' has no earlier release that was live to roll back to;"
-            f" name a version with `homeport rollback {app} --to N`"
+            f" name a version with `homeport rollback {app} vN`"
         )
     return _row(row)

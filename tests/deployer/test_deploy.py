@@ -93,7 +93,7 @@ def test_without_automatic_rollback_a_failure_says_how_to_roll_back(
     """With rollback_on_failure off the release is failed and the message names the command."""
     _deploy(settings, apps.one)
     manual = replace(settings, rollback_on_failure=False)
-    with pytest.raises(ReleaseFailed, match=r"homeport rollback web --to 1") as failure:
+    with pytest.raises(ReleaseFailed, match=r"homeport rollback web v1") as failure:
         _deploy(manual, apps.no_health, replace(HEALTHY, health_timeout=5))
     assert "not ready within 5s" in str(failure.value)
     assert releases.get(settings.data_dir, APP, 2).status == "failed"

@@ -80,7 +80,7 @@ def test_guestbook_keeps_migrates_files_and_compacts_its_entries(
         timeout=60,
         what="both entries filed",
     )
-    started = _cli(homeport, "cron", APP, "run", "compact")
+    started = _cli(homeport, "cron", "run", APP, "compact")
     assert started.returncode == 0, started.stderr
 
     def compacted() -> bool:

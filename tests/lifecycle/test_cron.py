@@ -63,7 +63,7 @@ def test_a_push_runs_processes_and_cron_and_a_run_started_now_completes(
     assert header.split()[:2] == ["NAME", "SCHEDULE"]
     assert row.startswith("tick  */30 * * * *  never")
 
-    started = _cli(homeport, "cron", APP, "run", "tick")
+    started = _cli(homeport, "cron", "run", APP, "tick")
     assert started.returncode == 0, started.stderr
     assert started.stdout.startswith(f"-----> Started tick of {APP}: job {APP}-tick-run-")
     job = started.stdout.split("job ")[1].strip()
@@ -80,9 +80,9 @@ def test_a_push_runs_processes_and_cron_and_a_run_started_now_completes(
     unknown = homeport.api("POST", f"/api/apps/{APP}/cron/nope/runs")
     assert unknown.status_code == 404
     assert unknown.json()["error"].startswith(f"{APP} v1 has no cron 'nope' (its cron entries:")
-    missing = _cli(homeport, "cron", APP, "run", "nope")
+    missing = _cli(homeport, "cron", "run", APP, "nope")
     assert missing.returncode == 1 and "has no cron 'nope'" in missing.stderr
-    assert _cli(homeport, "cron", APP, "run").returncode == 2
+    assert _cli(homeport, "cron", "run", APP).returncode == 2
     assert homeport.api("GET", "/api/apps/nothere/cron").status_code == 404
 
 
