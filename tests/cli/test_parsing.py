@@ -8,6 +8,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 # No server listens here: a command that got as far as asking one would fail with exit 1.
 NOWHERE = "http://127.0.0.1:9"
@@ -42,16 +44,20 @@ def test_version_prints_the_version_and_exits_0() -> None:
     )
 
 
-def test_version_of_a_checkout_that_is_not_installed_is_pyprojects() -> None:
-    """Without the installed package's metadata (-S: no site-packages), pyproject.toml's."""
-    # The CLI imports only the standard library until a command runs, so it starts under -S.
-    lookup = "import importlib.metadata as m; m.version('homeport')"
-    unseen = subprocess.run(
-        [sys.executable, "-S", "-c", lookup], capture_output=True, text=True, timeout=60
-    )
-    assert "PackageNotFoundError" in unseen.stderr
-    shown = _homeport("--version", python=("-S",))
-    assert (shown.returncode, shown.stdout) == (0, f"homeport {_pyproject_version()}\n")
+def test_version_of_a_checkout_that_is_not_installed_is_pyprojects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the installed package's metadata, the version is pyproject.toml's."""
+    import importlib.metadata
+
+    from homeport.cli.main import version
+
+    def not_installed(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    # An editable install leaves its metadata in the checkout, where any run finds it.
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert version() == _pyproject_version()
 
 
 def test_rollback_refuses_a_release_that_is_not_a_number() -> None:
