@@ -11,7 +11,7 @@ import redis
 from rq.job import Job as RqJob
 
 from homeport import lifecycle
-from homeport.lifecycle import queue
+from homeport.lifecycle import intake, queue
 from homeport.processes.redis import EmbeddedRedis
 from homeport.records import db, joblog, jobs
 from homeport.settings import Settings
@@ -173,7 +173,7 @@ def test_a_push_refused_while_redis_is_down_never_deploys_later(
     tmp_path: Path, own_redis: EmbeddedRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Queue down: the job is recorded failed with the reason; once Redis is back, nothing runs."""
-    monkeypatch.setattr(lifecycle, "QUEUE_WAIT", 0.5)
+    monkeypatch.setattr(intake, "QUEUE_WAIT", 0.5)
     settings = _settings(tmp_path / "data", own_redis.url)
     conn = redis.Redis.from_url(own_redis.url)
     own_redis.stop()
@@ -211,7 +211,7 @@ def test_a_refused_delivery_can_be_delivered_again(
     tmp_path: Path, own_redis: EmbeddedRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A webhook refused while the queue is down is not a duplicate when redelivered."""
-    monkeypatch.setattr(lifecycle, "QUEUE_WAIT", 0.3)
+    monkeypatch.setattr(intake, "QUEUE_WAIT", 0.3)
     settings = _settings(tmp_path / "data", own_redis.url)
     conn = redis.Redis.from_url(own_redis.url)
     submit = dict(
