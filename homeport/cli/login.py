@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 from typing import Any
 
@@ -35,6 +34,9 @@ def _token(args: argparse.Namespace) -> str:
     if args.token_stdin:
         token = sys.stdin.readline().strip()
     elif sys.stdin.isatty():
+        # Imported here: only a login on a terminal asks, and every command loads this module.
+        import getpass
+
         token = getpass.getpass(f"token of {args.url} ({FINDING_IT}): ").strip()
     else:
         raise UsageError("no terminal to ask for the token on; pipe it in with --token-stdin")

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import logging
 import os
 import sys
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,10 @@ GROUPS = (processes, login, apps, deploys, runtime, hooks, credentials)
 
 def version() -> str:
     """The installed homeport's version, or the checkout's when it runs uninstalled."""
+    # Imported here: importlib.metadata takes 30 ms, which every other command would pay.
+    import importlib.metadata
+    import tomllib
+
     try:
         return importlib.metadata.version("homeport")
     except importlib.metadata.PackageNotFoundError:
