@@ -65,8 +65,11 @@ def test_up_runs_everything_and_stops_cleanly(
         assert len(started) == 3  # redis-server and two workers
     finally:
         out = stop(proc, "homeport up").stdout
-    assert "homeport is up on" in out
+    assert f"homeport is up on http://127.0.0.1:{port}" in out
     assert str(tmp_path / "data" / "token") in out
+    assert f"git remote add homelab http://127.0.0.1:{port}/git/<app>.git" in out
+    assert f"the CLI elsewhere: homeport login http://127.0.0.1:{port}" in out
+    assert f"set HOMEPORT_LISTEN=0.0.0.0:{port} and HOMEPORT_URL" in out  # loopback only
     assert token not in out
     assert not [pid for pid in started if _alive(pid)]
 
