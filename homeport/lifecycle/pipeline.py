@@ -20,13 +20,12 @@ from homeport.deployer import appconfig
 from homeport.errors import HomeportError
 from homeport.git import fetch
 from homeport.lifecycle import queue
+from homeport.lifecycle.common import WEBHOOK_SOURCES
 from homeport.manifest import Manifest, read_manifest
 from homeport.records import joblog, jobs
 from homeport.settings import Settings
 
 log = logging.getLogger(__name__)
-
-WEBHOOK_SOURCES = frozenset({"github", "gitea", "gitlab"})
 
 
 class Shutdown(BaseException):
