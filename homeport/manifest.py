@@ -218,7 +218,9 @@ def _refuse(key: str, value: Any, allowed: str) -> ManifestError:
 def _int_between(low: int, high: int, what: str) -> _Check:
     def check(key: str, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise _refuse(key, value, f"use {what} between {low} and {high}")
+            # "3000" in quotes is the usual slip: say that it is the quotes.
+            kind = "a number, not a string: " if isinstance(value, str) else ""
+            raise _refuse(key, value, f"use {kind}{what} between {low} and {high}")
         return value
 
     return check
@@ -561,11 +563,19 @@ def _section(name: str, data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _manifest(data: Mapping[str, Any]) -> Manifest:
-    for name in data:
-        if name not in _TABLES:
+    for name, value in data.items():
+        if name in _TABLES:
+            continue
+        tables = ", ".join(f"[{t}]" for t in _TABLES)
+        if not isinstance(value, dict):
+            # `port = 3000` at the top: a key outside any table, most often a missing header.
+            homes = [table for table, keys in _KEYS.items() if name in keys]
+            hint = f"; did you mean [{homes[0]}] {name} = ...?" if homes else ""
             raise ManifestError(
-                f"{FILENAME}: unknown table [{name}]; use " + ", ".join(f"[{t}]" for t in _TABLES)
+                f"{FILENAME}: {name} is a key outside any table; keys go in a table ({tables})"
+                + hint
             )
+        raise ManifestError(f"{FILENAME}: unknown table [{name}]; use {tables}")
     env = _string_table("environment variables")("env", data.get("env", {}))
     processes = {
         name: ProcessSpec(**fields)

@@ -82,7 +82,10 @@ def test_numbers_in_env_and_args_become_strings() -> None:
             "[run]\nport = 99999",
             "homeport.toml: run.port = 99999 is not allowed: use a port between 1 and 65535",
         ),
-        ('[run]\nport = "80"', 'run.port = "80" is not allowed: use a port between 1 and 65535'),
+        (
+            '[run]\nport = "80"',
+            'run.port = "80" is not allowed: use a number, not a string: a port between 1',
+        ),
         ("[run]\nport = true", "run.port = true is not allowed: use a port"),
         ("[run]\nreplicas = -1", "run.replicas = -1 is not allowed: use a number of replicas"),
         ('[run]\nmemory = "lots"', 'run.memory = "lots" is not allowed: use a Kubernetes quantity'),
@@ -117,7 +120,10 @@ def test_numbers_in_env_and_args_become_strings() -> None:
         ("run = 5", "homeport.toml: run = 5 is not allowed: use a table [run]"),
         ("[deploy]\nx = 1", "homeport.toml: unknown table [deploy]; use [build], [run]"),
         ("[run]\nprot = 80", "homeport.toml: unknown key run.prot; [run] takes port, replicas"),
-        ("top = 1", "homeport.toml: unknown table [top]"),
+        ("top = 1", "homeport.toml: top is a key outside any table; keys go in a table ([b"),
+        ("port = 3000", "homeport.toml: port is a key outside any table; keys go in a table"),
+        ("port = 3000", "; did you mean [run] port = ...?"),
+        ('[run]\nport = "3000"', 'run.port = "3000" is not allowed: use a number, not a string'),
     ],
 )
 def test_invalid_values_name_key_value_and_what_is_allowed(text: str, message: str) -> None:

@@ -55,6 +55,12 @@ def _list(args: argparse.Namespace, ctx: Context) -> int:
         }
         for a in data["apps"]
     ]
+    if not rows and not args.json:
+        say(
+            "no apps yet; push to create one: git remote add homelab"
+            f" {ctx.client.base}/git/<app>.git && git push homelab main"
+        )
+        return 0
     show(args.json, data, rows, ["app", "last job", "commit"])
     return 0
 

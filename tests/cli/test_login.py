@@ -45,6 +45,11 @@ def test_login_checks_the_token_keeps_it_private_and_the_cli_uses_it(
     listed = _homeport(home, "apps", "--json")
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout) == {"apps": []}
+    empty = _homeport(home, "apps")
+    assert empty.stdout == (
+        f"no apps yet; push to create one: git remote add homelab {receiver.url}/git/<app>.git"
+        " && git push homelab main\n"
+    )
 
     out = _homeport(home, "logout")
     assert out.returncode == 0 and not kept.exists()
