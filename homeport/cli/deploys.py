@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from typing import Any
 
 from homeport.cli.client import Context, UsageError, job_exit_code, say, show, show_json
@@ -126,15 +127,36 @@ def _rollback(args: argparse.Namespace, ctx: Context) -> int:
     return job_exit_code(ctx.client.follow_job(args.app, data["job"]))
 
 
+def _pairs(words: list[str]) -> dict[str, str]:
+    """KEY=VALUE words; one KEY alone takes its value from stdin, off the command line."""
+    if len(words) == 1 and "=" not in words[0]:
+        # A secret on the command line shows in `ps` and the shell's history; stdin does not.
+        if sys.stdin.isatty():
+            import getpass  # only a value typed at a terminal needs it
+
+            value = getpass.getpass(f"value of {words[0]} (not shown): ")
+        else:
+            value = sys.stdin.read().removesuffix("\n")
+        if not value:
+            raise UsageError(f"no value for {words[0]} on stdin; nothing was changed")
+        return {words[0]: value}
+    pairs = dict(p.split("=", 1) for p in words if "=" in p)
+    if not pairs or len(pairs) != len(words):
+        raise UsageError(
+            "config set takes KEY=VALUE pairs, e.g. API_KEY=s3cret, or one KEY whose value"
+            " it reads from stdin (off the command line: `homeport config set blog API_KEY"
+            " < key.txt`)"
+        )
+    return pairs
+
+
 def _config(args: argparse.Namespace, ctx: Context) -> int:
     client = ctx.client
     path = f"/api/apps/{args.app}/config"
     if args.action == "show":
         data = client.request("GET", path)
     elif args.action == "set":
-        pairs = dict(p.split("=", 1) for p in args.pairs if "=" in p)
-        if not pairs or len(pairs) != len(args.pairs):
-            raise UsageError("config set takes KEY=VALUE pairs, e.g. API_KEY=s3cret")
+        pairs = _pairs(args.pairs)
         data = client.request("POST", path, {"set": pairs, "deploy": not args.no_deploy})
     else:
         if not args.pairs:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from tests.support.cli import run_cli as _cli
+from tests.support.cluster import Kube
 from tests.support.gitwork import WorkTree
 from tests.support.servers import TOKEN, Homeport
 from tests.support.waiting import wait_until
@@ -52,7 +53,7 @@ def test_releases_rollback_config_and_logs(homeport: Homeport, work: WorkTree) -
     assert _cli(homeport, "config", "unset", "blog", "MODE").returncode == 0
     shown = json.loads(_cli(homeport, "config", "show", "blog", "--json").stdout)
     assert set(shown["config"]) == {"API_KEY"}
-    bad = _cli(homeport, "config", "set", "blog", "NOEQUALS")
+    bad = _cli(homeport, "config", "set", "blog", "A=1", "NOEQUALS")
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr and bad.stderr.endswith("\n")
     assert _cli(homeport, "rollback").returncode == 2  # argparse's usage error
 
@@ -170,3 +171,19 @@ def test_jobs_follow_exits_1_for_a_failed_deploy(homeport: Homeport, work: WorkT
     again = _cli(homeport, "jobs", "blog", job, "-f")
     assert (again.returncode, again.stdout) == (1, followed.stdout)
     assert _cli(homeport, "jobs", "blog", live["id"], "-f").returncode == 0
+
+
+def test_config_set_reads_a_value_from_stdin_off_the_command_line(
+    homeport: Homeport, kube: Kube, apps_namespace: str
+) -> None:
+    """`config set APP KEY` takes the value from stdin: it never shows in `ps` or history."""
+    import base64
+
+    value = "from-stdin-0123456789"
+    stored = _cli(homeport, "config", "set", "blog", "API_KEY", "--no-deploy", stdin=value + "\n")
+    assert stored.returncode == 0, stored.stderr
+    assert value not in stored.stdout + stored.stderr
+    secret = kube.core.read_namespaced_secret("blog-config", apps_namespace)
+    assert base64.b64decode(secret.data["API_KEY"]).decode() == value
+    empty = _cli(homeport, "config", "set", "blog", "OTHER", stdin="")
+    assert empty.returncode == 2 and "no value for OTHER on stdin" in empty.stderr
