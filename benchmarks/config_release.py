@@ -37,7 +37,7 @@ from pathlib import Path
 
 from common import Homeport, on_test_cluster, scratch
 
-from homeport.deployer import release_job
+from homeport.deployer import release_command
 from homeport.deployer.kube import Kube
 from homeport.release import Release
 from homeport.settings import Settings
@@ -132,11 +132,11 @@ def release_commands(
         )
         lines: list[str] = []
         start = time.monotonic()
-        outcome = release_job.run(
+        outcome = release_command.run(
             settings, release, spec, secret_name=ENV_SECRET, emit=lines.append
         )
         ours.append(time.monotonic() - start)
-        if not isinstance(outcome, release_job.Ran) or "       done" not in lines:
+        if not isinstance(outcome, release_command.Ran) or "       done" not in lines:
             raise SystemExit(f"the release command failed: {outcome} {lines}")
         start = time.monotonic()
         done = _kubectl(

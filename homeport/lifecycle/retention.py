@@ -6,7 +6,7 @@ import logging
 
 from homeport import registry
 from homeport.builder.build import image_tag, remove_old_images
-from homeport.deployer import deploy, release_job
+from homeport.deployer import deploy, release_command
 from homeport.errors import HomeportError
 from homeport.lifecycle.common import Emit
 from homeport.records import jobs, releases
@@ -50,7 +50,7 @@ def pushed_images(
 def _drop_release_jobs(settings: Settings, app: str, dropped: list[Release]) -> None:
     """Finished release-command Jobs go with their release's retention."""
     try:
-        release_job.drop_jobs(settings, app, {r.version for r in dropped})
+        release_command.drop_jobs(settings, app, {r.version for r in dropped})
     except HomeportError as exc:
         log.warning("release command Jobs of %s were not cleaned up: %s", app, exc)
 

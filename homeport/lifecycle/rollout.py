@@ -17,7 +17,7 @@ import redis
 from redis.exceptions import RedisError
 
 from homeport import apps, registry
-from homeport.deployer import deploy, objects, release_job
+from homeport.deployer import deploy, objects, release_command
 from homeport.deployer.deploy import Failed, Outcome
 from homeport.errors import HomeportError, StageError
 from homeport.lifecycle import announce, queue
@@ -158,16 +158,16 @@ def _release_command(
     try:
         if env is not None:
             deploy.create_secret(settings, release, env)
-        outcome = release_job.run(
+        outcome = release_command.run(
             settings, release, spec, secret_name=deploy.secret_of(release), emit=emit
         )
     except HomeportError as exc:
-        outcome = release_job.CommandFailed(f"release command could not run: {exc}")
+        outcome = release_command.CommandFailed(f"release command could not run: {exc}")
     except BaseException as exc:
         reason = f"interrupted while the release command ran ({type(exc).__name__})"
         releases.mark(settings.data_dir, app, version, "failed", reason)
         raise
-    if isinstance(outcome, release_job.CommandFailed):
+    if isinstance(outcome, release_command.CommandFailed):
         releases.mark(settings.data_dir, app, version, "failed", outcome.reason)
         kept = (
             f"v{previous.version} is still live"

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from homeport import lifecycle
-from homeport.deployer import objects, release_job
+from homeport.deployer import objects, release_command
 from homeport.deployer.kube import Kube
 from homeport.lifecycle import ReleaseFailed
 from homeport.records import releases
@@ -45,7 +45,7 @@ def _jobs(settings: Settings) -> list[str]:
 def test_job_body_runs_once_within_the_timeout_and_takes_no_traffic() -> None:
     """The Job runs once, for at most the timeout, and its pod carries no app label."""
     spec = replace(HEALTHY, release_command=("/app/migrate", "--up"), release_timeout=42)
-    body = release_job.job("blog", 7, "r/blog@sha256:" + "a" * 64, spec, "blog-v7")
+    body = release_command.job("blog", 7, "r/blog@sha256:" + "a" * 64, spec, "blog-v7")
     assert body["metadata"]["name"] == "blog-release-v7"
     assert body["spec"]["backoffLimit"] == 0
     assert body["spec"]["activeDeadlineSeconds"] == 42
@@ -129,7 +129,7 @@ def test_hanging_release_command_times_out_and_the_old_release_keeps_serving(
     assert len(poller.answers) > 5
     assert {answer for answer in poller.answers} == {(200, "release one")}
     with Kube(settings) as kube:
-        pods = kube.list("pods", selector=f"{release_job.JOB_LABEL}=web-release-v2")["items"]
+        pods = kube.list("pods", selector=f"{release_command.JOB_LABEL}=web-release-v2")["items"]
     # The Job controller is stopping the command (its pod has its grace period to end).
     running = [p for p in pods if p["status"].get("phase") == "Running"]
     assert [p for p in running if not p["metadata"].get("deletionTimestamp")] == []
