@@ -15,5 +15,6 @@ podlogs.py          the app's pods' output, merged and followed
 ps.py               the app's processes and pods as `homeport ps` shows them
 workloads.py        finding an app's processes and pods
 teardown.py         removing an app's objects
-errors.py           RolloutError
+streams.py          reading the API's streamed answers (watches, followed logs) by line
+errors.py           RolloutError and the Kubernetes API's errors
 """
