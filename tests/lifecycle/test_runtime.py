@@ -188,7 +188,7 @@ def test_run_streams_output_exits_with_the_code_and_leaves_no_pod(
     assert worker.returncode == 1
     assert f"app '{app}' has no process 'worker'; its processes are: web" in worker.stderr
     empty = _cli(homeport, "run", app)
-    assert empty.returncode == 2 and "run needs a command after --" in empty.stderr
+    assert empty.returncode == 2 and "name the command to run" in empty.stderr
     missing = homeport.api("POST", "/api/apps/no-such-app/runs", json={"command": ["true"]})
     assert missing.status_code == 404
 
