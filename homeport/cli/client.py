@@ -6,12 +6,10 @@ import argparse
 import json
 import shlex
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from homeport.cli import profile
 from homeport.errors import (
@@ -25,6 +23,9 @@ from homeport.errors import (
 )
 from homeport.settings import Settings
 from homeport.terminal import printable_bytes
+
+if TYPE_CHECKING:
+    import urllib.request
 
 
 def say(line: str) -> None:
@@ -87,6 +88,9 @@ class ApiClient:
         )
 
     def _open(self, req: urllib.request.Request, timeout: float | None) -> Any:
+        import urllib.error
+        import urllib.request
+
         req.add_header("Authorization", f"Bearer {self.token}")
         try:
             # HOMEPORT_URL is the user's own server, http(s) by construction.
@@ -110,7 +114,7 @@ class ApiClient:
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base + path, data=data, method=method)  # noqa: S310
+        req = _request(self.base + path, data=data, method=method)
         if data is not None:
             req.add_header("Content-Type", "application/json")
         with self._open(req, 60) as resp:
@@ -123,7 +127,7 @@ class ApiClient:
     def stream(self, path: str, timeout: float | None = 3600, *, echo: bool = True) -> None:
         """Copy a text stream to stdout as it arrives, ending on a newline (echo=False: read
         it to its end, printing nothing)."""
-        req = urllib.request.Request(self.base + path)  # noqa: S310
+        req = _request(self.base + path)
         last = b"\n"
         terminal = sys.stdout.isatty()
         with self._open(req, timeout) as resp:
@@ -167,6 +171,15 @@ class ApiClient:
 def job_exit_code(job: dict[str, Any]) -> int:
     """0 for a job that succeeded; 1 for one that failed, was superseded or has not ended."""
     return 0 if job["status"] == "succeeded" else 1
+
+
+def _request(url: str, data: bytes | None = None, method: str | None = None) -> Any:
+    # urllib.request (with http.client and email) takes ~30 ms to import: `--help`, usage
+    # errors and `login`'s prompts come without it.
+    import urllib.request
+
+    # HOMEPORT_URL is the user's own server, http(s) by construction.
+    return urllib.request.Request(url, data=data, method=method)  # noqa: S310
 
 
 @dataclass
