@@ -112,12 +112,12 @@ class ApiClient:
                 " or set HOMEPORT_URL"
             ) from None
 
-    def request(self, method: str, path: str, body: Any = None) -> Any:
+    def request(self, method: str, path: str, body: Any = None, timeout: float = 60) -> Any:
         data = None if body is None else json.dumps(body).encode()
         req = _request(self.base + path, data=data, method=method)
         if data is not None:
             req.add_header("Content-Type", "application/json")
-        with self._open(req, 60) as resp:
+        with self._open(req, timeout) as resp:
             raw = resp.read()
             ctype = resp.headers.get("content-type", "")
         if ctype.startswith("application/json"):

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from homeport.cli.client import Context, UsageError, old_spelling, say, show, show_json
+from homeport.errors import HomeportError
 
 # `run`'s own options: whether each takes a value, and its help. dash_dash_hint reads them
 # as argparse does, so its hint keeps them homeport's.
@@ -28,6 +29,10 @@ def line_count(text: str) -> int:
     if not text.isascii() or not text.isdigit() or len(text) > 9:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of lines, e.g. 20")
     return int(text)
+
+
+# How long an interrupted `run` waits for the server to stop its command.
+STOP_SECONDS = 20
 
 
 def register(sub: Any) -> None:
@@ -173,8 +178,17 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
     try:
         client.stream(path + "/log?follow=1", timeout=None)
     except KeyboardInterrupt:
-        # As with an attached terminal: interrupting the CLI stops the command.
-        client.request("DELETE", path)
+        # As with an attached terminal: interrupting the CLI stops the command. A server slow
+        # to answer, or a second Ctrl-C, does not keep the user waiting: they are told.
+        try:
+            client.request("DELETE", path, timeout=STOP_SECONDS)
+        except (HomeportError, KeyboardInterrupt) as exc:
+            said = f" ({exc})" if str(exc) else ""
+            print(
+                f"homeport: run {run} may still be running{said}; stop it with DELETE {path}",
+                file=sys.stderr,
+            )
+            return 130
         print(f"homeport: stopped run {run}", file=sys.stderr)
         return 130
     status = client.request("GET", path)
