@@ -88,6 +88,7 @@ class ApiClient:
         )
 
     def _open(self, req: urllib.request.Request, timeout: float | None) -> Any:
+        # Loaded with the first request, as in _request.
         import urllib.error
         import urllib.request
 
